@@ -1,0 +1,53 @@
+"""Wall clocks behind one small protocol, so tests and the simulator control time."""
+
+from __future__ import annotations
+
+import time
+from typing import Protocol
+
+
+class Clock(Protocol):
+    """A source of time. ``now()`` is wall time, ``monotonic()`` never goes back."""
+
+    def now(self) -> float:
+        """Seconds since the epoch (may jump, forwards or back)."""
+        ...
+
+    def monotonic(self) -> float:
+        """Seconds from an arbitrary origin; never decreases."""
+        ...
+
+
+class RealClock:
+    """The machine's clocks."""
+
+    def now(self) -> float:
+        return time.time()
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+
+class ManualClock:
+    """A clock that moves only when told to: for tests and the deterministic simulator."""
+
+    def __init__(self, start: float = 1_700_000_000.0) -> None:
+        self._wall = start
+        self._mono = 0.0
+
+    def now(self) -> float:
+        return self._wall
+
+    def monotonic(self) -> float:
+        return self._mono
+
+    def advance(self, seconds: float) -> None:
+        """Move both clocks forward."""
+        if seconds < 0:
+            raise ValueError("advance() takes a non-negative duration; use set_wall() to jump")
+        self._wall += seconds
+        self._mono += seconds
+
+    def set_wall(self, wall: float) -> None:
+        """Jump the wall clock (forwards or back) without moving the monotonic one."""
+        self._wall = wall

@@ -1,0 +1,76 @@
+"""Hybrid logical clock (Kulkarni et al., 2014).
+
+A timestamp is one int: the physical part in milliseconds in the high bits and a 16-bit
+logical counter in the low bits, so that timestamps compare as plain ints and pack small.
+"""
+
+from __future__ import annotations
+
+from microstatedb.clock._clocks import Clock, RealClock
+from microstatedb.errors import ClockSkew, ConfigurationError
+
+_LOGICAL_BITS = 16
+_LOGICAL_MASK = (1 << _LOGICAL_BITS) - 1
+
+
+def make_hlc(physical_ms: int, logical: int = 0) -> int:
+    """Pack a physical time in milliseconds and a logical counter into one timestamp."""
+    return (physical_ms << _LOGICAL_BITS) | logical
+
+
+def hlc_physical_ms(ts: int) -> int:
+    """The physical part of a timestamp, in milliseconds since the epoch."""
+    return ts >> _LOGICAL_BITS
+
+
+def hlc_logical(ts: int) -> int:
+    """The logical counter of a timestamp."""
+    return ts & _LOGICAL_MASK
+
+
+class HLC:
+    """A hybrid logical clock over an injectable wall clock.
+
+    ``now()`` is strictly increasing even when the wall clock jumps back; ``update(remote)``
+    merges a remote timestamp, and refuses (``ClockSkew``) one that is more than
+    ``max_drift`` seconds ahead of the local wall clock instead of adopting it.
+    """
+
+    __slots__ = ("_clock", "_last", "max_drift_ms")
+
+    def __init__(self, clock: Clock | None = None, *, max_drift: float = 60.0) -> None:
+        if max_drift <= 0:
+            raise ConfigurationError(f"max_drift must be positive seconds, got {max_drift!r}")
+        self._clock: Clock = clock if clock is not None else RealClock()
+        self._last = 0
+        self.max_drift_ms = int(max_drift * 1000)
+
+    @property
+    def last(self) -> int:
+        """The largest timestamp issued or seen so far."""
+        return self._last
+
+    def now(self) -> int:
+        """A new timestamp, larger than every one issued or seen before."""
+        wall = make_hlc(int(self._clock.now() * 1000))
+        last = self._last
+        ts = wall if wall > last else last + 1
+        self._last = ts
+        return ts
+
+    def update(self, remote: int) -> int:
+        """Take a remote timestamp into account; returns a new local timestamp after it."""
+        wall_ms = int(self._clock.now() * 1000)
+        if hlc_physical_ms(remote) - wall_ms > self.max_drift_ms:
+            raise ClockSkew(
+                f"remote timestamp is {(hlc_physical_ms(remote) - wall_ms) / 1000:.3f}s ahead "
+                f"of the local clock (bound {self.max_drift_ms / 1000:.3f}s); check the sender's "
+                "clock (NTP) or raise max_drift"
+            )
+        self.observe(remote)
+        return self.now()
+
+    def observe(self, ts: int) -> None:
+        """Raise the clock to at least ``ts`` without a drift check (replay of own history)."""
+        if ts > self._last:
+            self._last = ts

@@ -1,0 +1,35 @@
+"""Encoding: events and messages as msgpack, blake3 checksums, canonical form for digests."""
+
+from microstatedb.codec._checksum import checksum, digest_of, keyed_mac
+from microstatedb.codec._envelope import (
+    ENVELOPE_VERSION,
+    open_envelope,
+    seal_envelope,
+)
+from microstatedb.codec._event import (
+    EVENT_FORMAT,
+    Event,
+    decode_event,
+    decode_events,
+    encode_event,
+    encode_events,
+)
+from microstatedb.codec._msgpack import canonical, packb, unpackb
+
+__all__ = [
+    "ENVELOPE_VERSION",
+    "EVENT_FORMAT",
+    "Event",
+    "canonical",
+    "checksum",
+    "decode_event",
+    "decode_events",
+    "digest_of",
+    "encode_event",
+    "encode_events",
+    "keyed_mac",
+    "open_envelope",
+    "packb",
+    "seal_envelope",
+    "unpackb",
+]
