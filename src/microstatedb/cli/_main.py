@@ -1,0 +1,42 @@
+"""Entry point: builds the argument parser from the sub-command modules and runs one.
+
+Exit codes: 0 success or property holds, 1 property violated or command failed,
+2 bad input (malformed file, invalid schema, wrong arguments).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from microstatedb.errors import MicroStateError
+
+# Sub-command modules; each defines register(subparsers) which sets a `run(args) -> int` default.
+COMMANDS: tuple[str, ...] = ()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="microstatedb",
+        description="Embedded, event-sourced, replicated state for microservices.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return 2
+    try:
+        code: int = args.run(args)
+    except MicroStateError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return code
