@@ -13,7 +13,9 @@ boundary needs one ``except``. Each message says the likely cause and what to do
     │   ├── CorruptData           a checksum, header or frame does not verify
     │   │   └── TornWrite         an incomplete final frame (a crash during a write)
     │   ├── DecodeError           bytes that are not a valid message of the expected kind
-    │   │   └── ValidationError   a decoded value breaks its schema
+    │   │   ├── ValidationError   a decoded value breaks its schema
+    │   │   │   └── SchemaViolation   a value written to a bound key breaks its subject's schema
+    │   │   └── InvalidSchema     a schema document that is not valid Avro or JSON Schema
     │   └── IncompatibleSchema    a schema breaks the compatibility level of its subject
     ├── StorageError              an event store failed
     │   ├── IntegrityError        an append conflicts with what is stored
@@ -166,6 +168,23 @@ class SchemaNotFound(RegistryError):
     """No schema has that id or version."""
 
 
+class SchemaViolation(ValidationError):
+    """A value breaks the schema of its subject; ``path`` is the JSON pointer of the bad field.
+
+    Nothing was written. Fix the value, or register a new schema version that accepts it.
+    """
+
+    def __init__(self, message: str, *, path: str = "/", subject: str | None = None):
+        where = f" at {path}" + (f" (subject {subject!r})" if subject is not None else "")
+        super().__init__(message + where)
+        self.path = path
+        self.subject = subject
+
+
+class InvalidSchema(DecodeError):
+    """A schema document is not valid Avro or JSON Schema; the message names the problem."""
+
+
 __all__ = [
     "AuthenticationError",
     "BulkheadFull",
@@ -179,11 +198,13 @@ __all__ = [
     "IncompatibleSchema",
     "IntegrityError",
     "InvalidOperation",
+    "InvalidSchema",
     "MicroStateError",
     "OperationalError",
     "RegistryError",
     "RetriesExhausted",
     "SchemaNotFound",
+    "SchemaViolation",
     "StorageError",
     "StoreClosed",
     "SubjectNotFound",
