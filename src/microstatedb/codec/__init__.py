@@ -13,6 +13,7 @@ from microstatedb.codec._event import (
     decode_events,
     encode_event,
     encode_events,
+    event_from_fields,
 )
 from microstatedb.codec._msgpack import canonical, packb, unpackb
 
@@ -27,6 +28,7 @@ __all__ = [
     "digest_of",
     "encode_event",
     "encode_events",
+    "event_from_fields",
     "keyed_mac",
     "open_envelope",
     "packb",

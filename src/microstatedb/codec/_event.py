@@ -50,7 +50,8 @@ def encode_events(events: list[Event]) -> bytes:
     return packb([(EVENT_FORMAT, *ev) for ev in events])
 
 
-def _from_fields(fields: Any) -> Event:
+def event_from_fields(fields: Any) -> Event:
+    """Build an event from its decoded field array; raises ``DecodeError`` if malformed."""
     if not isinstance(fields, list) or len(fields) != 8:
         raise DecodeError("an event must be an array of 8 fields")
     fmt, origin, seq, hlc, deps, key, kind, op = fields
@@ -78,7 +79,7 @@ def decode_event(data: bytes) -> Event:
         fields = msgpack.unpackb(data, raw=False, strict_map_key=False)
     except (ValueError, msgpack.UnpackException, TypeError) as exc:
         raise DecodeError(f"event is not valid msgpack ({exc})") from exc
-    return _from_fields(fields)
+    return event_from_fields(fields)
 
 
 def decode_events(data: bytes) -> list[Event]:
@@ -89,4 +90,4 @@ def decode_events(data: bytes) -> list[Event]:
         raise DecodeError(f"event batch is not valid msgpack ({exc})") from exc
     if not isinstance(items, list):
         raise DecodeError("an event batch must be an array")
-    return [_from_fields(f) for f in items]
+    return [event_from_fields(f) for f in items]
