@@ -14,7 +14,9 @@ from collections.abc import Sequence
 from microstatedb.errors import MicroStateError
 
 # Sub-command modules; each defines register(subparsers) which sets a `run(args) -> int` default.
-COMMANDS: tuple[str, ...] = ()
+COMMANDS: tuple[str, ...] = (
+    "microstatedb.cli._demo",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
