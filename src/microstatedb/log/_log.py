@@ -1,0 +1,981 @@
+"""The append-only event log: in memory, or segmented files with a durability policy.
+
+Layering inside this package: ``_format`` (bytes of headers and frames), ``_snapshots`` (bytes
+of snapshot files), ``_files`` (fsync, atomic replace, lock) and ``_stores`` (archives) know
+nothing of each other; this module ties them together.
+
+Locks, always taken in this order when nested: ``_release_lock`` (one release at a time),
+``_cv`` (group commit bookkeeping), ``_io_lock`` (the active file, the segment list, rolling,
+sealing), ``_lock`` (positions and the pending buffer; held only for a few attribute updates,
+so appends never wait for the disk).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from microstatedb.codec import Event, decode_event
+from microstatedb.errors import (
+    ConfigurationError,
+    CorruptData,
+    DecodeError,
+    InvalidOperation,
+    MicroStateError,
+    OperationalError,
+    StoreClosed,
+    TornWrite,
+)
+from microstatedb.log._event_check import check_event, encode_checked
+from microstatedb.log._files import (
+    FolderLock,
+    fsync_dir,
+    os_error,
+    remove_temporaries,
+    write_atomic,
+)
+from microstatedb.log._format import (
+    FRAME_OVERHEAD,
+    HEADER_SIZE,
+    MIN_FRAME,
+    compress,
+    decode_header,
+    decompress,
+    encode_frame,
+    encode_header,
+    iter_frames,
+    salvage_frames,
+    salvage_zstd,
+)
+from microstatedb.log._records import LogStats, RecoveryReport, Snapshot, SnapshotInfo
+from microstatedb.log._snapshots import (
+    decode_snapshot,
+    encode_snapshot,
+    list_snapshots,
+    snapshot_name,
+)
+from microstatedb.log._stores import EventStore
+
+DURABILITY_POLICIES = ("none", "batch", "always")
+"""Accepted values of ``durability``."""
+
+_NONE_BUFFER = 1 << 16
+"""Under ``none``, appends collect in process up to this many bytes before one write()."""
+_BATCH_BUFFER = 1 << 26
+"""Under ``batch``, an append waits for a commit only when this many bytes are pending."""
+_MIN_SEGMENT = 256
+_PLAIN = ".seg"
+_SEALED = ".seg.zst"
+
+
+def _fsync(fd: int) -> None:
+    os.fsync(fd)
+
+
+class _Segment:
+    """What the log keeps per segment: a few numbers and the per-origin seq ranges."""
+
+    __slots__ = ("count", "disk_bytes", "first", "gap_from", "origins", "path", "sealed", "size")
+
+    def __init__(self, first: int, gap_from: int, path: Path, sealed: bool) -> None:
+        self.first = first
+        self.gap_from = gap_from
+        self.count = 0
+        self.size = HEADER_SIZE
+        self.disk_bytes = HEADER_SIZE
+        self.origins: dict[str, tuple[int, int]] = {}
+        self.path = path
+        self.sealed = sealed
+
+    @property
+    def end(self) -> int:
+        return self.first + self.count
+
+    def note(self, origin: str, seq: int) -> None:
+        span = self.origins.get(origin)
+        if span is None:
+            self.origins[origin] = (seq, seq)
+        elif seq < span[0] or seq > span[1]:
+            self.origins[origin] = (min(seq, span[0]), max(seq, span[1]))
+
+
+def _segment_path(folder: Path, first: int, sealed: bool) -> Path:
+    return folder / f"{first:020d}{_SEALED if sealed else _PLAIN}"
+
+
+def _decode(body: bytes, path: Path, offset: int) -> Event:
+    try:
+        return decode_event(body)
+    except DecodeError as exc:
+        # The checksum verified, so these bytes were written like this: refuse, never guess.
+        raise CorruptData(
+            f"frame does not decode as an event ({exc})", path=str(path), offset=offset
+        ) from exc
+
+
+class EventLog:
+    """An append-only log of ``codec.Event`` with global positions starting at 0.
+
+    ``path=None`` keeps the events as objects in a list (the embedded default); a path keeps
+    them in segment files under that folder with the ``durability`` policy (see
+    docs/durability.md). Thread-safe; one ``EventLog`` per folder at a time.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None,
+        *,
+        durability: str = "batch",
+        segment_bytes: int = 16 * 2**20,
+        batch_interval: float = 0.005,
+        repair: bool = False,
+        compress_sealed: bool = True,
+        keep_snapshots: int = 2,
+    ) -> None:
+        if durability not in DURABILITY_POLICIES:
+            raise ConfigurationError(
+                f"durability must be one of {DURABILITY_POLICIES}, got {durability!r}"
+            )
+        if type(segment_bytes) is not int or segment_bytes < _MIN_SEGMENT:
+            raise ConfigurationError(
+                f"segment_bytes must be an int >= {_MIN_SEGMENT}, got {segment_bytes!r}"
+            )
+        if (
+            not isinstance(batch_interval, int | float)
+            or not math.isfinite(batch_interval)
+            or batch_interval <= 0
+        ):
+            raise ConfigurationError(
+                f"batch_interval must be a positive number of seconds, got {batch_interval!r}"
+            )
+        if type(keep_snapshots) is not int or keep_snapshots < 1:
+            raise ConfigurationError(f"keep_snapshots must be an int >= 1, got {keep_snapshots!r}")
+        if path is not None and not isinstance(path, str | os.PathLike):
+            raise ConfigurationError(f"path must be a str, a path or None, got {path!r}")
+        self._durability = durability
+        self._segment_bytes = segment_bytes
+        self._batch_interval = float(batch_interval)
+        self._compress = compress_sealed
+        self._keep = keep_snapshots
+        self._lock = threading.Lock()
+        self._closed = False
+        self.recovery = RecoveryReport()
+        self._snap_position = -1  # position of the newest snapshot written or found
+        # in memory
+        self._events: list[Event] = []
+        self._base = 0
+        self._mem_snaps: list[Snapshot] = []
+        self._dir: Path | None = None
+        if path is None:
+            return
+        # durable
+        self._dir = Path(path)
+        self._snap_dir = self._dir / "snapshots"
+        self._io_lock = threading.Lock()
+        self._cv = threading.Condition(threading.Lock())
+        self._release_lock = threading.Lock()
+        self._syncing = False
+        self._failed: BaseException | None = None
+        self._pending: list[tuple[bytes, str, int]] = []
+        self._pending_bytes = 0
+        self._segments: list[_Segment] = []
+        self._firsts: list[int] = []
+        self._fd = -1
+        self._fsyncs = 0
+        self._snap_generation = 0
+        try:
+            self._dir.mkdir(parents=True, exist_ok=True)
+            self._snap_dir.mkdir(exist_ok=True)
+        except OSError as exc:
+            raise os_error(f"creating the log folder {self._dir}", exc) from exc
+        self._folder_lock = FolderLock(self._dir)
+        try:
+            self._open_snapshots(repair)
+            self._open_segments(repair)
+        except BaseException:
+            if self._fd >= 0:
+                os.close(self._fd)
+            self._folder_lock.release()
+            raise
+        self._next = self._written = self._durable = self._segments[-1].end
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        if durability == "batch":
+            self._thread = threading.Thread(
+                target=self._batch_loop, name=f"msdb-log-commit:{self._dir}", daemon=True
+            )
+            self._thread.start()
+
+    # ----------------------------------------------------------------- appending
+
+    def append(self, event: Event) -> int:
+        """Append one event; returns its position. Durable as the policy says."""
+        if self._dir is None:
+            # The hot path of the embedded default: only the envelope's type is checked here
+            # (the store builds its events; encoding paths check every field).
+            if type(event) is not Event and not isinstance(event, Event):
+                check_event(event)
+            events = self._events
+            self._lock.acquire()
+            try:
+                if self._closed:
+                    raise StoreClosed("the event log is closed; open a new EventLog to continue")
+                events.append(event)
+                return self._base + len(events) - 1
+            finally:
+                self._lock.release()
+        frame = encode_frame(encode_checked(event))
+        with self._lock:
+            self._check_open()
+            pos = self._next
+            self._next = pos + 1
+            self._pending.append((frame, event.origin, event.seq))
+            self._pending_bytes += len(frame)
+            pending = self._pending_bytes
+        self._after_append(pos + 1, pending)
+        return pos
+
+    def append_many(self, events: Sequence[Event]) -> int:
+        """Append all of ``events`` or none of them; returns the last one's position.
+
+        An empty sequence appends nothing and returns ``next_position - 1``.
+        """
+        if isinstance(events, Event) or not isinstance(events, Sequence):
+            raise ConfigurationError("append_many takes a sequence of events")
+        if self._dir is None:
+            for ev in events:
+                if type(ev) is not Event:
+                    check_event(ev)
+            with self._lock:
+                if self._closed:
+                    raise StoreClosed("the event log is closed; open a new EventLog to continue")
+                self._events.extend(events)
+                return self._base + len(self._events) - 1
+        items = [(encode_frame(encode_checked(ev)), ev.origin, ev.seq) for ev in events]
+        size = sum(len(f) for f, _, _ in items)
+        with self._lock:
+            self._check_open()
+            self._next += len(items)
+            upto = self._next
+            self._pending.extend(items)
+            self._pending_bytes += size
+            pending = self._pending_bytes
+        if items:
+            self._after_append(upto, pending)
+        return upto - 1
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreClosed("the event log is closed; open a new EventLog to continue")
+        if self._failed is not None:
+            raise OperationalError(
+                f"the event log at {self._dir} failed to write ({self._failed}); "
+                "close it and reopen to recover"
+            ) from self._failed
+
+    def _after_append(self, upto: int, pending: int) -> None:
+        if self._durability == "always":
+            self._commit(upto)
+        elif self._durability == "none":
+            if pending >= _NONE_BUFFER:
+                with self._io_lock:
+                    self._write_pending()
+        elif pending >= _BATCH_BUFFER:
+            self._commit(upto)  # back-pressure: the disk is slower than the writers
+
+    # ----------------------------------------------------------------- writing
+
+    def _write_pending(self) -> None:
+        """Write the pending frames to the OS (no fsync). Caller holds ``_io_lock``."""
+        with self._lock:
+            items, self._pending = self._pending, []
+            self._pending_bytes = 0
+            upto = self._next
+        if not items:
+            return
+        try:
+            seg = self._segments[-1]
+            chunk: list[bytes] = []
+            for frame, origin, seq in items:
+                if seg.count and seg.size + len(frame) > self._segment_bytes:
+                    self._write_out(chunk)
+                    chunk = []
+                    seg = self._roll()
+                chunk.append(frame)
+                seg.size += len(frame)
+                seg.count += 1
+                seg.note(origin, seq)
+            self._write_out(chunk)
+            seg.disk_bytes = seg.size
+        except OSError as exc:
+            self._failed = exc
+            raise os_error(f"writing the log segment in {self._dir}", exc) from exc
+        self._written = upto
+
+    def _write_out(self, chunk: list[bytes]) -> None:
+        view = memoryview(b"".join(chunk))
+        while view:
+            view = view[os.write(self._fd, view) :]
+
+    def _roll(self) -> _Segment:
+        """Close the active segment and start the next one. Caller holds ``_io_lock``."""
+        assert self._dir is not None
+        old = self._segments[-1]
+        old.disk_bytes = old.size
+        # A segment that is not the last never holds a torn tail: make it whole on disk first.
+        _fsync(self._fd)
+        self._fsyncs += 1
+        os.close(self._fd)
+        self._fd = -1
+        new = self._create_segment(old.end, old.end)
+        old.sealed = True
+        if self._compress:
+            self._seal(old)
+        return new
+
+    def _create_segment(self, first: int, gap_from: int) -> _Segment:
+        assert self._dir is not None
+        path = _segment_path(self._dir, first, False)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
+        header = encode_header(first, gap_from)
+        os.write(fd, header)
+        _fsync(fd)
+        self._fsyncs += 1
+        fsync_dir(self._dir)
+        self._fd = fd
+        seg = _Segment(first, gap_from, path, False)
+        self._segments.append(seg)
+        self._firsts.append(first)
+        return seg
+
+    def _seal(self, seg: _Segment) -> None:
+        """Replace a complete plain segment by its zstd form (crash-safe)."""
+        assert self._dir is not None
+        plain = seg.path
+        data = plain.read_bytes()
+        packed = compress(data)
+        target = _segment_path(self._dir, seg.first, True)
+        write_atomic(target, packed)
+        seg.path = target
+        seg.disk_bytes = len(packed)
+        plain.unlink()
+        fsync_dir(self._dir)
+
+    def _commit(self, upto: int) -> None:
+        """Return once positions below ``upto`` are written and fsynced (group commit).
+
+        The first caller to find no commit running becomes the leader: it writes everything
+        pending (its followers' frames included) and fsyncs once; followers wait for it.
+        """
+        with self._cv:
+            while self._durable < upto:
+                if not self._syncing:
+                    self._syncing = True
+                    break
+                self._cv.wait()
+            else:
+                return
+        done = -1
+        try:
+            with self._io_lock:
+                self._write_pending()
+                done = self._written
+                if done > self._durable:
+                    try:
+                        _fsync(self._fd)
+                    except OSError as exc:
+                        self._failed = exc
+                        raise os_error(f"fsync of the log segment in {self._dir}", exc) from exc
+                    self._fsyncs += 1
+        finally:
+            with self._cv:
+                self._syncing = False
+                if done > self._durable:
+                    self._durable = done
+                self._cv.notify_all()
+
+    def _batch_loop(self) -> None:
+        while not self._wake.wait(self._batch_interval):
+            if self._next > self._durable and self._failed is None:
+                try:
+                    self._commit(self._next)
+                except MicroStateError:  # recorded in _failed; appends report it
+                    return
+
+    def flush(self) -> None:
+        """Return once everything appended so far is written and fsynced."""
+        if self._dir is None:
+            self._check_open()
+            return
+        self._check_open()
+        self._commit(self._next)
+
+    # ----------------------------------------------------------------- reading
+
+    @property
+    def first_position(self) -> int:
+        """Position of the first event still held locally."""
+        if self._dir is None:
+            return self._base
+        # gap_from: positions lost in a repair count as held, so reading from them is no error
+        return self._segments[0].gap_from
+
+    @property
+    def next_position(self) -> int:
+        """Position the next appended event gets."""
+        if self._dir is None:
+            return self._base + len(self._events)
+        return self._next
+
+    def _check_start(self, start: int) -> None:
+        if type(start) is not int or start < 0:
+            raise ConfigurationError(f"start must be an int >= 0, got {start!r}")
+        if start < self.first_position:
+            raise InvalidOperation(
+                f"positions below {self.first_position} were released from this log; "
+                "load the latest snapshot and read from its position instead"
+            )
+
+    def read(self, start: int = 0) -> Iterator[Event]:
+        """The events from position ``start`` on, in order, up to ``next_position`` now.
+
+        Positions lost in a repair (see ``recovery``) are skipped.
+        """
+        if self._closed:
+            raise StoreClosed("the event log is closed; open a new EventLog to continue")
+        self._check_start(start)
+        if self._dir is None:
+            return self._read_memory(start, self.next_position)
+        plan = self._plan(lambda seg: seg.end > start)
+        return self._read_segments(plan, start)
+
+    def _read_memory(self, start: int, end: int) -> Iterator[Event]:
+        for pos in range(start, end):
+            index = pos - self._base
+            if index < 0:
+                raise InvalidOperation(
+                    f"position {pos} was released while being read; use the latest snapshot"
+                )
+            yield self._events[index]
+
+    def read_origin(self, origin: str, after_seq: int = 0) -> Iterator[Event]:
+        """The events of ``origin`` with ``seq > after_seq`` still held locally, in log order."""
+        if self._closed:
+            raise StoreClosed("the event log is closed; open a new EventLog to continue")
+        if type(origin) is not str or type(after_seq) is not int:
+            raise ConfigurationError("read_origin takes origin: str and after_seq: int")
+        if self._dir is None:
+            return self._read_origin_memory(origin, after_seq, self.next_position)
+        plan = self._plan(lambda seg: origin in seg.origins and seg.origins[origin][1] > after_seq)
+        return (
+            ev for ev in self._read_segments(plan, 0) if ev.origin == origin and ev.seq > after_seq
+        )
+
+    def _read_origin_memory(self, origin: str, after_seq: int, end: int) -> Iterator[Event]:
+        # A linear scan: the in-memory log keeps no index so that append stays a list append.
+        for ev in self._read_memory(self._base, end):
+            if ev.origin == origin and ev.seq > after_seq:
+                yield ev
+
+    def _plan(self, wanted: Any) -> list[tuple[_Segment, int, int]]:
+        """Segments to read as ``(segment, first, byte size now)``, captured under the lock."""
+        with self._io_lock:
+            self._write_pending()
+            return [(seg, seg.first, seg.size) for seg in self._segments if wanted(seg)]
+
+    def _read_segments(self, plan: list[tuple[_Segment, int, int]], start: int) -> Iterator[Event]:
+        for seg, first, size in plan:
+            data, path = self._load(seg, first)
+            data = data[:size]
+            skip = start - first
+            for offset, body in iter_frames(data, HEADER_SIZE, str(path)):
+                if skip > 0:
+                    skip -= 1
+                    continue
+                yield _decode(body, path, offset)
+
+    def _load(self, seg: _Segment, first: int) -> tuple[bytes, Path]:
+        for _ in range(3):
+            path = seg.path
+            try:
+                raw = path.read_bytes()
+            except FileNotFoundError:
+                if self._dir is not None and first < self.first_position:
+                    raise InvalidOperation(
+                        f"the segment from position {first} was released while being read; "
+                        "use the latest snapshot"
+                    ) from None
+                continue  # sealed meanwhile: seg.path now names the compressed file
+            except OSError as exc:
+                raise os_error(f"reading {path}", exc) from exc
+            return (decompress(raw, str(path)) if path.suffix == ".zst" else raw), path
+        raise OperationalError(f"segment from position {first} vanished while being read")
+
+    # ----------------------------------------------------------------- snapshots
+
+    def write_snapshot(self, state: bytes, vv: Mapping[str, int], position: int) -> SnapshotInfo:
+        """Store a snapshot of the derived state covering the first ``position`` events.
+
+        The log is flushed up to ``position`` first, so a snapshot never covers events that a
+        crash could still take away. Keeps the newest ``keep_snapshots`` snapshots.
+        """
+        if self._closed:
+            raise StoreClosed("the event log is closed; open a new EventLog to continue")
+        if not isinstance(state, bytes | bytearray | memoryview):
+            raise ConfigurationError(f"snapshot state must be bytes, got {type(state).__name__}")
+        if not isinstance(vv, Mapping) or not all(
+            type(k) is str and type(n) is int and n >= 0 for k, n in vv.items()
+        ):
+            raise ConfigurationError("snapshot vv must map node ids (str) to ints >= 0")
+        if type(position) is not int or not 0 <= position <= self.next_position:
+            raise ConfigurationError(
+                f"snapshot position must be an int in [0, {self.next_position}], got {position!r}"
+            )
+        state = bytes(state)
+        ident, data = encode_snapshot(state, vv, position)
+        if self._dir is None:
+            info = SnapshotInfo(
+                id=ident, vv=dict(vv), position=position, path=None, size=len(state)
+            )
+            with self._lock:
+                self._mem_snaps.append(Snapshot(info=info, state=state))
+                del self._mem_snaps[: -self._keep]
+                self._snap_position = position
+            return info
+        if position > self._durable:
+            self._commit(position)
+        with self._io_lock:
+            self._snap_generation += 1
+            path = self._snap_dir / snapshot_name(self._snap_generation, ident)
+            try:
+                write_atomic(path, data)
+                for _gen, _ident, old in list_snapshots(self._snap_dir)[self._keep :]:
+                    old.unlink(missing_ok=True)
+            except OSError as exc:
+                raise os_error(f"writing snapshot {path}", exc) from exc
+            self._snap_position = position
+        return SnapshotInfo(
+            id=ident, vv=dict(vv), position=position, path=str(path), size=len(state)
+        )
+
+    def latest_snapshot(self) -> Snapshot | None:
+        """The newest snapshot that verifies; damaged ones are skipped and reported."""
+        if self._dir is None:
+            with self._lock:
+                return self._mem_snaps[-1] if self._mem_snaps else None
+        for _gen, ident, path in list_snapshots(self._snap_dir):
+            try:
+                return decode_snapshot(path.read_bytes(), path, ident)
+            except FileNotFoundError:
+                continue  # pruned by a concurrent write_snapshot
+            except CorruptData:
+                self._report_damaged_snapshot(str(path))
+        return None
+
+    def _report_damaged_snapshot(self, path: str) -> None:
+        with self._lock:
+            rec = self.recovery
+            if path not in rec.damaged_snapshots:
+                self.recovery = replace(rec, damaged_snapshots=(*rec.damaged_snapshots, path))
+
+    # ----------------------------------------------------------------- release
+
+    def release(self, upto_position: int, archive: EventStore | None = None) -> int:
+        """Let the events before ``upto_position`` leave this log; returns how many left.
+
+        ``upto_position`` must be covered by a snapshot written through this log. In memory,
+        every event before it leaves; on disk, whole sealed segments before it leave (after
+        being appended to ``archive`` when one is given).
+        """
+        if self._closed:
+            raise StoreClosed("the event log is closed; open a new EventLog to continue")
+        if type(upto_position) is not int or not 0 <= upto_position <= self.next_position:
+            raise ConfigurationError(
+                f"upto_position must be an int in [0, {self.next_position}], got {upto_position!r}"
+            )
+        if upto_position > self._snap_position:
+            raise InvalidOperation(
+                f"positions up to {upto_position} are not covered by a snapshot "
+                f"(newest covers {max(self._snap_position, 0)}); call write_snapshot first"
+            )
+        if self._dir is None:
+            with self._lock:
+                n = upto_position - self._base
+                if n <= 0:
+                    return 0
+                leaving = self._events[:n]
+            if archive is not None:
+                archive.append(leaving)
+            with self._lock:
+                del self._events[:n]
+                self._base = upto_position
+            return n
+        with self._release_lock:
+            with self._io_lock:
+                self._write_pending()
+                leaving_segs = [
+                    seg for seg in self._segments[:-1] if seg.sealed and seg.end <= upto_position
+                ]
+            gone = 0
+            for seg in leaving_segs:
+                if archive is not None:
+                    data, path = self._load(seg, seg.first)
+                    archive.append(
+                        [_decode(b, path, o) for o, b in iter_frames(data, HEADER_SIZE, str(path))]
+                    )
+                with self._io_lock:
+                    try:
+                        seg.path.unlink()
+                        fsync_dir(self._dir)
+                    except OSError as exc:
+                        raise os_error(f"deleting released segment {seg.path}", exc) from exc
+                    del self._segments[0]
+                    del self._firsts[0]
+                gone += seg.count
+            return gone
+
+    # ----------------------------------------------------------------- stats, close
+
+    def stats(self) -> LogStats:
+        """A point-in-time summary."""
+        if self._dir is None:
+            with self._lock:
+                n = len(self._events)
+                return LogStats(
+                    events=n,
+                    bytes=0,
+                    segments=0,
+                    sealed_segments=0,
+                    first_position=self._base,
+                    next_position=self._base + n,
+                    fsyncs=0,
+                )
+        with self._io_lock:
+            segs = list(self._segments)
+            fsyncs = self._fsyncs
+        first, nxt = self.first_position, self.next_position
+        return LogStats(
+            events=nxt - first,
+            bytes=sum(s.disk_bytes for s in segs),
+            segments=len(segs),
+            sealed_segments=sum(1 for s in segs if s.sealed),
+            first_position=first,
+            next_position=nxt,
+            fsyncs=fsyncs,
+        )
+
+    def close(self) -> None:
+        """Flush and release the folder. Closing twice is harmless."""
+        if self._dir is None:
+            self._closed = True
+            return
+        if self._closed:
+            return
+        if self._thread is not None:
+            self._wake.set()
+            self._thread.join()
+        try:
+            if self._failed is None:
+                self._commit(self._next)
+        finally:
+            self._closed = True
+            with self._io_lock:
+                if self._fd >= 0:
+                    os.close(self._fd)
+                    self._fd = -1
+            self._folder_lock.release()
+
+    def __enter__(self) -> EventLog:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        where = "memory" if self._dir is None else str(self._dir)
+        return f"EventLog({where}, durability={self._durability!r}, next={self.next_position})"
+
+    # ----------------------------------------------------------------- opening
+
+    def _open_snapshots(self, repair: bool) -> None:
+        found = list_snapshots(self._snap_dir)
+        remove_temporaries(self._snap_dir)
+        if found:
+            self._snap_generation = found[0][0]
+        damaged: list[str] = []
+        quarantined: list[str] = []
+        for _gen, ident, path in found:
+            try:
+                snap = decode_snapshot(path.read_bytes(), path, ident)
+            except CorruptData:
+                damaged.append(str(path))
+                if repair:
+                    quarantined.append(self._move_aside(path))
+                continue
+            self._snap_position = max(self._snap_position, snap.info.position)
+        self.recovery = RecoveryReport(
+            damaged_snapshots=tuple(damaged), quarantined=tuple(quarantined)
+        )
+
+    def _move_aside(self, path: Path) -> str:
+        assert self._dir is not None
+        qdir = self._dir / "quarantine"
+        qdir.mkdir(exist_ok=True)
+        target = qdir / path.name
+        n = 0
+        while target.exists():
+            n += 1
+            target = qdir / f"{path.name}.{n}"
+        os.replace(path, target)
+        fsync_dir(qdir)
+        fsync_dir(path.parent)
+        return str(target)
+
+    def _segment_files(self) -> list[tuple[int, Path, bool]]:
+        assert self._dir is not None
+        remove_temporaries(self._dir)
+        plain: dict[int, Path] = {}
+        sealed: dict[int, Path] = {}
+        for entry in os.scandir(self._dir):
+            name = entry.name
+            for suffix, table in ((_SEALED, sealed), (_PLAIN, plain)):
+                stem = name[: -len(suffix)]
+                if name.endswith(suffix) and stem.isdigit():
+                    table[int(stem)] = Path(entry.path)
+                    break
+        for first in sorted(plain.keys() & sealed.keys()):
+            # Sealing was interrupted after the rename: the compressed copy is whole unless it
+            # was damaged since; keep whichever verifies, preferring the compressed one.
+            try:
+                decompress(sealed[first].read_bytes(), str(sealed[first]))
+            except CorruptData:
+                sealed.pop(first).unlink()
+            else:
+                plain.pop(first).unlink()
+        files = [(f, p, False) for f, p in plain.items()] + [
+            (f, p, True) for f, p in sealed.items()
+        ]
+        files.sort()
+        return files
+
+    def _open_segments(self, repair: bool) -> None:
+        assert self._dir is not None
+        files = self._segment_files()
+        torn = 0
+        prev_end: int | None = None
+        restart: tuple[int, int] | None = None
+        for index, (first, path, sealed) in enumerate(files):
+            last = index == len(files) - 1
+            data: bytes | None = None
+            try:
+                raw = path.read_bytes()
+                data = decompress(raw, str(path)) if sealed else raw
+                seg, cut = self._scan(first, path, data, sealed, last, prev_end)
+            except CorruptData as exc:
+                if not repair:
+                    raise
+                restart = self._repair(files[index:], exc.offset or 0, data, prev_end)
+                break
+            except OSError as exc:
+                raise os_error(f"reading {path}", exc) from exc
+            torn += cut
+            if seg is None:
+                break
+            self._segments.append(seg)
+            self._firsts.append(seg.first)
+            prev_end = seg.end
+        if torn:
+            self.recovery = replace(self.recovery, torn_bytes=torn)
+        active = self._segments[-1] if self._segments and restart is None else None
+        for seg in self._segments:
+            if seg is not active:
+                seg.sealed = True
+                if self._compress and seg.path.suffix != ".zst":
+                    self._seal(seg)
+        if active is not None and not active.sealed:
+            self._fd = os.open(active.path, os.O_WRONLY | os.O_APPEND)
+        elif restart is not None:
+            self._create_segment(*restart)
+        else:
+            start = active.end if active is not None else (files[0][0] if files else 0)
+            self._create_segment(start, start)
+
+    def _scan(
+        self,
+        first: int,
+        path: Path,
+        data: bytes,
+        sealed: bool,
+        last: bool,
+        prev_end: int | None,
+    ) -> tuple[_Segment | None, int]:
+        """Verify one segment; returns it (None if its header was torn) and torn bytes cut."""
+        where = str(path)
+        tail_allowed = last and not sealed
+        try:
+            head_first, gap_from = decode_header(data, where)
+        except TornWrite:
+            if not tail_allowed:
+                raise CorruptData("segment header is incomplete", path=where, offset=0) from None
+            path.unlink()
+            fsync_dir(path.parent)
+            return None, len(data)
+        if head_first != first:
+            raise CorruptData("segment header does not match the file name", path=where, offset=0)
+        if prev_end is not None and gap_from != prev_end:
+            raise CorruptData(
+                f"segment does not continue the previous one (ends at {prev_end}, this one "
+                f"follows {gap_from}): a segment file is missing",
+                path=where,
+                offset=0,
+            )
+        seg = _Segment(first, gap_from, path, sealed)
+        cut = 0
+        try:
+            for offset, body in iter_frames(data, HEADER_SIZE, where):
+                ev = _decode(body, path, offset)
+                seg.note(ev.origin, ev.seq)
+                seg.count += 1
+                seg.size = offset + len(body) + FRAME_OVERHEAD
+        except TornWrite as exc:
+            if not tail_allowed:
+                raise CorruptData(
+                    "segment ends inside a frame", path=where, offset=exc.offset
+                ) from None
+            cut = len(data) - seg.size
+            os.truncate(path, seg.size)
+            fd = os.open(path, os.O_WRONLY)
+            try:
+                _fsync(fd)
+            finally:
+                os.close(fd)
+        seg.disk_bytes = seg.size if not sealed else len(path.read_bytes())
+        return seg, cut
+
+    def _repair(
+        self,
+        files: list[tuple[int, Path, bool]],
+        offset: int,
+        data: bytes | None,
+        prev_end: int | None,
+    ) -> tuple[int, int]:
+        """Move the damaged part (``files[0]`` from ``offset``, and every later file) aside.
+
+        Keeps the verified prefix of ``files[0]``, records what the moved-aside bytes still
+        hold, and returns ``(first, gap_from)`` for the new active segment: past every position
+        the lost part may have used, so that no position is ever given to two events.
+        """
+        assert self._dir is not None
+        lost: list[tuple[str, int]] = []
+        undecodable = 0
+        quarantined: list[str] = []
+        kept_end = prev_end if prev_end is not None else files[0][0]
+        high = kept_end
+        for index, (first, path, sealed) in enumerate(files):
+            raw = path.read_bytes()
+            plain, declared, whole = _plain_for_repair(
+                raw, path, sealed, data if index == 0 else None
+            )
+            try:
+                head_first, _gap = decode_header(plain, str(path))
+                header_ok = True
+            except CorruptData:
+                head_first, header_ok = first, False
+            cut = 0
+            if index == 0 and header_ok:
+                cut = offset if whole else _verified_prefix(plain)
+            seg: _Segment | None = None
+            if cut > HEADER_SIZE:
+                seg = _Segment(head_first, kept_end, path, True)
+                for o, body in iter_frames(plain[:cut], HEADER_SIZE, str(path)):
+                    ev = _decode(body, path, o)
+                    seg.note(ev.origin, ev.seq)
+                    seg.count += 1
+                seg.size = seg.disk_bytes = cut
+                kept_end = seg.end
+                start = accounted = cut
+            else:
+                start = accounted = HEADER_SIZE if header_ok else 0
+            frames = 0
+            for _o, body in salvage_frames(plain, start):
+                try:
+                    lost.append(decode_event(body).dot)
+                except DecodeError:
+                    continue
+                frames += 1
+                accounted += len(body) + FRAME_OVERHEAD
+            missing = max(declared - accounted, 0)
+            undecodable += missing
+            base = seg.end if seg is not None else max(head_first, kept_end)
+            high = max(high, base + frames + math.ceil(missing / MIN_FRAME))
+            quarantined.append(self._quarantine_copy(path, raw))
+            if seg is not None:
+                target = _segment_path(self._dir, seg.first, False)
+                write_atomic(target, plain[:cut])
+                if path != target:
+                    path.unlink()
+                seg.path = target
+                self._segments.append(seg)
+                self._firsts.append(seg.first)
+            else:
+                path.unlink()
+        fsync_dir(self._dir)
+        rec = self.recovery
+        self.recovery = replace(
+            rec,
+            quarantined=(*rec.quarantined, *quarantined),
+            lost_dots=tuple(lost),
+            undecodable_bytes=undecodable,
+        )
+        return max(high, kept_end, self._snap_position), kept_end
+
+    def _quarantine_copy(self, path: Path, raw: bytes) -> str:
+        assert self._dir is not None
+        qdir = self._dir / "quarantine"
+        qdir.mkdir(exist_ok=True)
+        target = qdir / path.name
+        n = 0
+        while target.exists():
+            n += 1
+            target = qdir / f"{path.name}.{n}"
+        write_atomic(target, raw)
+        return str(target)
+
+
+def _plain_for_repair(
+    raw: bytes, path: Path, sealed: bool, data: bytes | None
+) -> tuple[bytes, int, bool]:
+    """The plain bytes of a file being moved aside, its declared size, and whether whole."""
+    if data is not None:
+        return data, len(data), True
+    if not sealed:
+        return raw, len(raw), True
+    try:
+        plain = decompress(raw, str(path))
+    except CorruptData:
+        salvaged = salvage_zstd(raw)
+        return salvaged.data, salvaged.size, False
+    return plain, len(plain), True
+
+
+def _verified_prefix(plain: bytes) -> int:
+    """Where the run of verified, decodable frames after the header ends."""
+    end = HEADER_SIZE
+    try:
+        for offset, body in iter_frames(plain, HEADER_SIZE, ""):
+            decode_event(body)
+            end = offset + FRAME_OVERHEAD + len(body)
+    except (CorruptData, DecodeError):
+        pass
+    return end
