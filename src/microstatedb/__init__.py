@@ -1,10 +1,24 @@
 """MicroStateDB: embedded, event-sourced, replicated state for microservices.
 
-Layering (each a package; a layer imports only those above it in this list):
+Layering (each a package; a layer imports only those before it in this list):
 clock, observability, codec, crdt, resilience, log, replica, schema, protocols, transport,
-runtime, stores, verify, testing, cli. See docs/architecture.md.
+runtime, stores, verify, testing, cli. Local operations never wait on the network; only
+linearizable ones do. See docs/architecture.md.
 """
 
-from microstatedb import errors
+from importlib.metadata import version as _version
 
-__all__ = ["errors"]
+from microstatedb import crdt, errors
+from microstatedb.replica import Consistency, Store, StoreStats, sync
+
+__version__ = _version("microstatedb")
+
+__all__ = [
+    "Consistency",
+    "Store",
+    "StoreStats",
+    "__version__",
+    "crdt",
+    "errors",
+    "sync",
+]

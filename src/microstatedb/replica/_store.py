@@ -1,0 +1,526 @@
+"""One node's store: the event log, the CRDT state folded from it, and the version vector.
+
+A local write is: the CRDT handle applies its delta, the store wraps the delta in an event
+(dot, HLC timestamp, compact causal context) and appends it to the log. Nothing waits on the
+network. Remote events arrive in batches; each is applied once its causal context is
+satisfied, else it waits in a bounded buffer.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, TypeVar
+
+from microstatedb.clock import HLC, Clock, hlc_physical_ms
+from microstatedb.codec import Event, digest_of, packb, unpackb
+from microstatedb.crdt import (
+    CRDT,
+    KINDS,
+    AWSet,
+    Document,
+    LWWRegister,
+    MVRegister,
+    ORMap,
+    PNCounter,
+    new_crdt,
+)
+from microstatedb.errors import (
+    ClockSkew,
+    ConfigurationError,
+    CorruptData,
+    DecodeError,
+    MicroStateError,
+    StoreClosed,
+    TypeMismatch,
+)
+from microstatedb.log import EventLog, EventStore, RecoveryReport
+from microstatedb.replica._batch import decode_batch, encode_batch
+
+T = TypeVar("T")
+
+_DURABILITY = ("none", "batch", "always")
+_SNAPSHOT_FORMAT = 1
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStats:
+    """A point-in-time view of a store's bookkeeping."""
+
+    keys: int
+    """Number of keys holding a CRDT."""
+    events_applied: int
+    """Events reflected in the state (the sum of the version vector)."""
+    events_in_log: int
+    """Events still held by the local log (memory or disk)."""
+    buffered: int
+    """Remote events waiting for their causal context."""
+    snapshots_taken: int
+    """Snapshots written since the store opened."""
+    dropped_from_buffer: int
+    """Remote events dropped because the causal buffer was full (they are fetched again)."""
+
+
+class Store:
+    """An embedded replica: local CRDT state derived from an append-only event log.
+
+    ``path=None`` keeps everything in memory; with a path, the log and snapshots live in that
+    folder and survive restarts. ``log=False`` keeps state only (no history): it replicates by
+    shipping state and, when durable, persists by snapshots alone.
+    """
+
+    def __init__(
+        self,
+        node_id: str,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        durability: str = "batch",
+        log: bool = True,
+        clock: Clock | None = None,
+        max_drift: float = 60.0,
+        snapshot_every: int = 50_000,
+        archive: EventStore | None = None,
+        repair: bool = False,
+        buffer_limit: int = 100_000,
+        segment_bytes: int = 16 * 2**20,
+        key: bytes | None = None,
+    ) -> None:
+        if not isinstance(node_id, str) or not node_id or len(node_id) > 255:
+            raise ConfigurationError(
+                f"node_id must be a non-empty string of at most 255 characters, got {node_id!r}"
+            )
+        if durability not in _DURABILITY:
+            raise ConfigurationError(
+                f"durability must be one of {', '.join(_DURABILITY)}; got {durability!r}"
+            )
+        if snapshot_every < 1:
+            raise ConfigurationError("snapshot_every must be at least 1 event")
+        if key is not None and len(key) != 32:
+            raise ConfigurationError("key must be 32 bytes (a blake3 MAC key) or None")
+        self.node_id = node_id
+        self.path = os.fspath(path) if path is not None else None
+        self.durability = durability
+        self.keeps_log = log
+        self._hlc = HLC(clock, max_drift=max_drift)
+        self._clock_now = self._hlc.now
+        self._snapshot_every = snapshot_every
+        self._last_snapshot: tuple[int, dict[str, int]] | None = None
+        self._archive = archive
+        self._buffer_limit = buffer_limit
+        self._key = key
+        self._objs: dict[str, CRDT] = {}
+        self._vv: dict[str, int] = {}
+        # Entries of other origins that grew since our last local event: the next event's deps.
+        self._deps: dict[str, int] = {}
+        # Per origin, the highest seq whose event is not in the local log (released or
+        # received as state); a peer below it gets state instead of events.
+        self._floor: dict[str, int] = {}
+        # log=False: the dots each key was last touched by, to ship only changed keys.
+        self._touched: dict[str, dict[str, int]] = {}
+        self._buffer: dict[str, dict[int, Event]] = {}
+        self._buffered = 0
+        self._dropped = 0
+        self._since_snapshot = 0
+        self._snapshots = 0
+        self._closed = False
+        self._log = EventLog(
+            self.path,
+            durability=durability,
+            segment_bytes=segment_bytes,
+            repair=repair,
+        )
+        self._open()
+
+    # ----------------------------------------------------------------- opening and closing
+
+    def _open(self) -> None:
+        snap = self._log.latest_snapshot()
+        start = self._log.first_position
+        if snap is not None:
+            self._restore(snap.state)
+            start = snap.info.position
+        for ev in self._log.read(max(start, self._log.first_position)):
+            if ev.seq <= self._vv.get(ev.origin, 0):
+                continue
+            self._apply_event(ev, replay=True)
+        self._since_snapshot = self._log.next_position - start
+
+    def _restore(self, blob: bytes) -> None:
+        try:
+            data = unpackb(blob)
+            if not isinstance(data, dict) or data.get("format") != _SNAPSHOT_FORMAT:
+                raise DecodeError("unknown snapshot format")
+            for key, kind, state in data["objs"]:
+                self._objs[key] = self._adopt(key, KINDS[kind].from_state(self.node_id, state))
+            self._vv = dict(data["vv"])
+            self._deps = dict(data["deps"])
+            self._floor = dict(data["floor"])
+            self._touched = {k: dict(v) for k, v in data["touched"].items()}
+            self._hlc.observe(data["hlc"])
+        except (KeyError, TypeError, ValueError, DecodeError) as exc:
+            raise CorruptData(f"snapshot content is not a valid store state ({exc})") from exc
+
+    @property
+    def recovery(self) -> RecoveryReport:
+        """What opening the store found and did (torn tail cut, parts moved aside, lost dots)."""
+        return self._log.recovery
+
+    def close(self) -> None:
+        """Flush and close. A durable ``log=False`` store writes a final snapshot."""
+        if self._closed:
+            return
+        if not self.keeps_log and self.path is not None:
+            self.snapshot()
+        self._closed = True
+        self._log.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def flush(self) -> None:
+        """Return when every event written so far is durable (a no-op in memory)."""
+        self._check_open()
+        self._log.flush()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreClosed(f"store {self.node_id!r} is closed; open it again to continue")
+
+    # ------------------------------------------------------------------------ the handles
+
+    def counter(self, key: str) -> PNCounter:
+        """The PN-counter at ``key`` (created empty on first use)."""
+        return self._get(key, PNCounter)
+
+    def register(self, key: str) -> LWWRegister:
+        """The last-writer-wins register at ``key``."""
+        return self._get(key, LWWRegister)
+
+    def mvregister(self, key: str) -> MVRegister:
+        """The multi-value register at ``key`` (keeps concurrent writes side by side)."""
+        return self._get(key, MVRegister)
+
+    def set(self, key: str) -> AWSet:
+        """The add-wins set at ``key``."""
+        return self._get(key, AWSet)
+
+    def map(self, key: str) -> ORMap:
+        """The map of nested CRDTs at ``key`` (update-wins on concurrent remove)."""
+        return self._get(key, ORMap)
+
+    def document(self, key: str) -> Document:
+        """The pycrdt-backed document at ``key``."""
+        return self._get(key, Document)
+
+    def _get(self, key: str, cls: type[T]) -> T:
+        obj = self._objs.get(key)
+        if obj is not None and type(obj) is cls:
+            return obj
+        self._check_open()
+        if not isinstance(key, str) or not key:
+            raise ConfigurationError(f"keys are non-empty strings, got {key!r}")
+        kind: str = cls.kind  # type: ignore[attr-defined]
+        if obj is not None:
+            raise TypeMismatch(
+                f"key {key!r} holds a {obj.kind}, not a {kind}; use store.{obj.kind}({key!r})"
+                " or another key"
+            )
+        obj = self._adopt(key, new_crdt(kind, self.node_id, clock=self._clock_now))
+        self._objs[key] = obj
+        return obj  # type: ignore[return-value]
+
+    def _adopt(self, key: str, obj: CRDT) -> CRDT:
+        kind = obj.kind
+
+        def emit(delta: Any) -> None:
+            self._emit(key, kind, delta)
+
+        obj.on_change = emit
+        return obj
+
+    def keys(self) -> list[str]:
+        """The keys that hold a CRDT, sorted."""
+        return sorted(self._objs)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._objs
+
+    # ----------------------------------------------------------------- local write path
+
+    def _emit(self, key: str, kind: str, op: Any) -> None:
+        if self._closed:
+            raise StoreClosed(f"store {self.node_id!r} is closed; open it again to continue")
+        node = self.node_id
+        seq = self._vv.get(node, 0) + 1
+        self._vv[node] = seq
+        deps = self._deps
+        if deps:
+            self._deps = {}
+        if self.keeps_log:
+            self._log.append(Event(node, seq, self._clock_now(), deps, key, kind, op))
+        else:
+            self._touch(key, node, seq)
+        self._since_snapshot += 1
+        if self._since_snapshot >= self._snapshot_every:
+            self.snapshot()
+
+    def _touch(self, key: str, origin: str, seq: int) -> None:
+        touched = self._touched.get(key)
+        if touched is None:
+            self._touched[key] = {origin: seq}
+        else:
+            touched[origin] = seq
+
+    # ---------------------------------------------------------------------- snapshots
+
+    def snapshot(self) -> None:
+        """Write a snapshot of the state now; events it covers may then leave memory."""
+        self._check_open()
+        objs = [[key, obj.kind, obj.state()] for key, obj in sorted(self._objs.items())]
+        blob = packb(
+            {
+                "format": _SNAPSHOT_FORMAT,
+                "objs": objs,
+                "vv": self._vv,
+                "deps": self._deps,
+                "floor": self._floor,
+                "touched": self._touched,
+                "hlc": self._hlc.last,
+            }
+        )
+        position = self._log.next_position
+        self._log.write_snapshot(blob, dict(self._vv), position)
+        self._snapshots += 1
+        self._since_snapshot = 0
+        # Events covered by the PREVIOUS snapshot leave memory (or go to the archive), so the
+        # log keeps between one and two snapshot intervals of history for cheap catch-up.
+        previous, self._last_snapshot = self._last_snapshot, (position, dict(self._vv))
+        if previous is not None and self.keeps_log and (self.path is None or self._archive):
+            upto, covered = previous
+            if upto > self._log.first_position:
+                for origin, n in covered.items():
+                    if n > self._floor.get(origin, 0):
+                        self._floor[origin] = n
+                self._log.release(upto, self._archive)
+
+    # --------------------------------------------------------------------- replication
+
+    @property
+    def version_vector(self) -> Mapping[str, int]:
+        """Events applied per origin (a copy)."""
+        return dict(self._vv)
+
+    def events_since(self, vv: Mapping[str, int] | None = None) -> bytes:
+        """The batch of everything this store has that a replica at ``vv`` lacks.
+
+        Events come from the log; where they have left it (or the store keeps no log), the
+        full states of the keys involved are sent instead.
+        """
+        self._check_open()
+        vv = dict(vv or {})
+        events: list[Event] = []
+        states: list[tuple[str, str, Any]] = []
+        behind_floor = any(vv.get(o, 0) < n for o, n in self._floor.items())
+        if not self.keeps_log:
+            states = [
+                (key, self._objs[key].kind, self._objs[key].state())
+                for key, touched in sorted(self._touched.items())
+                if any(vv.get(o, 0) < n for o, n in touched.items())
+            ]
+        elif behind_floor:
+            states = [(k, o.kind, o.state()) for k, o in sorted(self._objs.items())]
+        else:
+            events = [
+                ev
+                for ev in self._log.read(self._log.first_position)
+                if ev.seq > vv.get(ev.origin, 0)
+            ]
+        return encode_batch(self.node_id, dict(self._vv), events, states, self._key)
+
+    def apply(self, batch: bytes) -> int:
+        """Apply a batch from ``events_since``; returns how many events became visible.
+
+        Idempotent. Events whose causal context is not yet here wait in a bounded buffer.
+        A malformed, tampered or unauthenticated batch is refused (``CorruptData`` or
+        ``AuthenticationError``) and changes nothing.
+        """
+        self._check_open()
+        decoded = decode_batch(batch, self._key)
+        self._validate(decoded.events, decoded.states)
+        applied = 0
+        if decoded.states:
+            self._apply_states(decoded.states, decoded.vv)
+        for ev in decoded.events:
+            applied += self._receive(ev)
+        return applied
+
+    def _validate(self, events: list[Event], states: list[tuple[str, str, Any]]) -> None:
+        # Every check happens before any change, so a bad batch leaves the store untouched.
+        kinds: dict[str, str] = {}
+        wall_ms = int(self._hlc._clock.now() * 1000)
+        try:
+            for ev in events:
+                self._check_kind(ev.key, ev.kind, kinds)
+                if hlc_physical_ms(ev.hlc) - wall_ms > self._hlc.max_drift_ms:
+                    raise ClockSkew(
+                        f"event {ev.origin}:{ev.seq} is "
+                        f"{(hlc_physical_ms(ev.hlc) - wall_ms) / 1000:.3f}s ahead of the local "
+                        "clock; check the sender's clock (NTP) or raise max_drift"
+                    )
+                new_crdt(ev.kind, self.node_id).apply(ev.op)
+            for key, kind, state in states:
+                self._check_kind(key, kind, kinds)
+                KINDS[kind].from_state(self.node_id, state)
+        except (DecodeError, TypeMismatch) as exc:
+            raise CorruptData(f"batch refused, nothing applied: {exc}") from exc
+        except MicroStateError:
+            raise
+        except Exception as exc:  # a malformed op deep in a CRDT: refuse, never half-apply
+            raise CorruptData(f"batch refused, nothing applied: {exc!r}") from exc
+
+    def _check_kind(self, key: str, kind: str, kinds: dict[str, str]) -> None:
+        if kind not in KINDS:
+            raise DecodeError(f"unknown CRDT kind {kind!r} for key {key!r}")
+        obj = self._objs.get(key)
+        have = obj.kind if obj is not None else kinds.setdefault(key, kind)
+        if have != kind:
+            raise TypeMismatch(f"key {key!r} is a {have} here but a {kind} in the batch")
+
+    def _apply_states(self, states: list[tuple[str, str, Any]], vv: Mapping[str, int]) -> None:
+        for key, kind, state in states:
+            obj = self._objs.get(key)
+            if obj is None:
+                obj = self._objs[key] = self._adopt(
+                    key, new_crdt(kind, self.node_id, clock=self._clock_now)
+                )
+            obj.apply(state)
+            for origin, n in vv.items():
+                if not self.keeps_log:
+                    self._touch(key, origin, n)
+        for origin, n in vv.items():
+            if n > self._vv.get(origin, 0):
+                self._vv[origin] = n
+                self._deps[origin] = n
+                if self.keeps_log:
+                    # These events never entered our log: peers below them get state.
+                    self._floor[origin] = n
+        self._drain()
+
+    def _receive(self, ev: Event) -> int:
+        have = self._vv.get(ev.origin, 0)
+        if ev.seq <= have:
+            return 0
+        if ev.seq == have + 1 and self._ready(ev):
+            self._apply_event(ev, replay=False)
+            return 1 + self._drain()
+        pending = self._buffer.setdefault(ev.origin, {})
+        if ev.seq not in pending:
+            if self._buffered >= self._buffer_limit:
+                self._dropped += 1  # anti-entropy brings it again once its gap is filled
+                return 0
+            pending[ev.seq] = ev
+            self._buffered += 1
+        return 0
+
+    def _ready(self, ev: Event) -> bool:
+        vv = self._vv
+        return all(vv.get(o, 0) >= n for o, n in ev.deps.items())
+
+    def _drain(self) -> int:
+        applied = 0
+        progress = True
+        while progress and self._buffered:
+            progress = False
+            for origin in list(self._buffer):
+                pending = self._buffer[origin]
+                while True:
+                    ev = pending.get(self._vv.get(origin, 0) + 1)
+                    if ev is None or not self._ready(ev):
+                        break
+                    del pending[ev.seq]
+                    self._buffered -= 1
+                    self._apply_event(ev, replay=False)
+                    applied += 1
+                    progress = True
+                # drop what became stale (applied through a state batch meanwhile)
+                for seq in [s for s in pending if s <= self._vv.get(origin, 0)]:
+                    del pending[seq]
+                    self._buffered -= 1
+                if not pending:
+                    del self._buffer[origin]
+        return applied
+
+    def _apply_event(self, ev: Event, *, replay: bool) -> None:
+        obj = self._objs.get(ev.key)
+        if obj is None:
+            obj = self._objs[ev.key] = self._adopt(
+                ev.key, new_crdt(ev.kind, self.node_id, clock=self._clock_now)
+            )
+        obj.apply(ev.op)
+        origin = ev.origin
+        self._vv[origin] = ev.seq
+        self._hlc.observe(ev.hlc)
+        if origin == self.node_id:
+            if replay:
+                self._deps = {}
+        else:
+            self._deps[origin] = ev.seq
+        if replay:
+            return
+        if self.keeps_log:
+            self._log.append(ev)
+        else:
+            self._touch(ev.key, origin, ev.seq)
+        self._since_snapshot += 1
+        if self._since_snapshot >= self._snapshot_every:
+            self.snapshot()
+
+    def missing(self) -> dict[str, tuple[int, int]]:
+        """Gaps the causal buffer waits on: ``{origin: (first missing seq, last buffered)}``."""
+        out: dict[str, tuple[int, int]] = {}
+        for origin, pending in self._buffer.items():
+            if pending:
+                out[origin] = (self._vv.get(origin, 0) + 1, max(pending))
+        return out
+
+    # -------------------------------------------------------------------------- reading
+
+    def digest(self) -> bytes:
+        """A blake3 digest of the state: equal digests iff equal state."""
+        parts = [[key, obj.kind, obj.state()] for key, obj in sorted(self._objs.items())]
+        return digest_of(packb(parts))
+
+    def value(self) -> dict[str, Any]:
+        """Every key's plain value."""
+        return {key: obj.value for key, obj in sorted(self._objs.items())}
+
+    def stats(self) -> StoreStats:
+        """Counts for monitoring and tests."""
+        return StoreStats(
+            keys=len(self._objs),
+            events_applied=sum(self._vv.values()),
+            events_in_log=self._log.next_position - self._log.first_position,
+            buffered=self._buffered,
+            snapshots_taken=self._snapshots,
+            dropped_from_buffer=self._dropped,
+        )
+
+    def __repr__(self) -> str:
+        where = self.path or "memory"
+        return f"<Store {self.node_id!r} at {where}, {len(self._objs)} keys, vv={self._vv}>"
+
+
+def sync(a: Store, b: Store) -> None:
+    """Two-way anti-entropy between two in-process stores."""
+    b.apply(a.events_since(b.version_vector))
+    a.apply(b.events_since(a.version_vector))
