@@ -1,0 +1,219 @@
+"""The single-node store: write and read latency, log overhead, replay, memory, a peer library.
+
+Run: ``uv run python benchmarks/bench_store.py`` (prints a report; ``benchmarks/run.py``
+writes it into docs/performance.md). Baselines measured in the same run: a plain dict, the
+same store with ``log=False``, and the ``eventsourcing`` library (in memory, aggregate cache on).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+import tracemalloc
+from collections.abc import Callable
+from pathlib import Path
+
+import microstatedb as msdb
+from _harness import Latency, fmt_us, latency, table, throughput
+
+
+def _store_write(**kwargs: object) -> Callable[[], Callable[[], object]]:
+    def make() -> Callable[[], object]:
+        folder = kwargs.get("path")
+        if folder is not None:
+            shutil.rmtree(str(folder), ignore_errors=True)
+        store = msdb.Store("bench", **kwargs)  # type: ignore[arg-type]
+        counter = store.counter("visits")
+        return lambda: counter.increment(1)
+
+    return make
+
+
+def _dict_write() -> Callable[[], object]:
+    d = {"visits": 0}
+
+    def op() -> None:
+        d["visits"] += 1
+
+    return op
+
+
+def _eventsourcing_counter() -> type:
+    from eventsourcing.domain import Aggregate, event
+
+    class Counter(Aggregate):  # type: ignore[misc]
+        def __init__(self) -> None:
+            self.count = 0
+
+        @event("Incremented")
+        def increment(self, n: int) -> None:
+            self.count += n
+
+    return Counter
+
+
+_COUNTER: list[type] = []
+
+
+def _eventsourcing_write() -> Callable[[], object]:
+    from eventsourcing.application import Application
+
+    if not _COUNTER:  # the library registers a class once per topic
+        _COUNTER.append(_eventsourcing_counter())
+    app = Application(env={"AGGREGATE_CACHE_MAXSIZE": "1000", "IS_SNAPSHOTTING_ENABLED": "n"})
+    counter = _COUNTER[0]()
+    app.save(counter)
+    cid = counter.id
+
+    def op() -> None:
+        c = app.repository.get(cid)
+        c.increment(1)
+        app.save(c)
+
+    return op
+
+
+def _row(name: str, lat: Latency, base: Latency | None) -> list[str]:
+    ratio = f"{lat.mean / base.mean:.2f}×" if base else "1.00×"
+    return [name, fmt_us(lat.p50), fmt_us(lat.p99), fmt_us(lat.mean), ratio]
+
+
+def bench_writes(ops: int, repeats: int, tmp: Path) -> tuple[str, dict[str, float]]:
+    figures: dict[str, float] = {}
+    base = latency(lambda: _dict_write, ops, repeats)
+    rows = [_row("plain dict `d[k] += 1` (baseline)", base, None)]
+    mem = latency(_store_write(), ops, repeats)
+    mem_nolog = latency(_store_write(log=False), ops, repeats)
+    rows.append(_row("Store in memory, counter.increment", mem, base))
+    rows.append(_row("Store in memory, log=False", mem_nolog, base))
+    figures["mem_p99"] = mem.p99
+    figures["overhead_mem"] = mem.mean / mem_nolog.mean
+    for policy in ("none", "batch", "always"):
+        n = ops if policy != "always" else max(500, ops // 20)
+        lat = latency(
+            _store_write(path=tmp / f"w-{policy}", durability=policy), n, repeats, warmup=100
+        )
+        rows.append(_row(f"Store durable `{policy}`", lat, base))
+        figures[f"durable_{policy}_p99"] = lat.p99
+        if policy == "batch":
+            nolog = latency(
+                _store_write(path=tmp / "w-nolog", durability=policy, log=False), n, repeats
+            )
+            rows.append(_row("Store durable, log=False (snapshots only)", nolog, base))
+            figures["overhead_durable"] = lat.mean / nolog.mean
+    es = latency(lambda: _eventsourcing_write(), max(2000, ops // 10), repeats, warmup=100)
+    rows.append(_row("eventsourcing 9 (memory, aggregate cache)", es, base))
+    figures["vs_eventsourcing"] = es.mean / mem.mean
+    text = table(["write", "p50 µs", "p99 µs", "mean µs", "mean vs dict"], rows)
+    text += (
+        f"\n\nEvent-sourcing overhead (mean, log vs log=False): in memory "
+        f"{figures['overhead_mem']:.2f}×, durable `batch` {figures['overhead_durable']:.2f}×. "
+        f"`eventsourcing` takes {figures['vs_eventsourcing']:.1f}× as long per operation as the "
+        "in-memory store."
+    )
+    return text, figures
+
+
+def bench_reads(ops: int, repeats: int) -> tuple[str, dict[str, float]]:
+    d = {"visits": 41}
+    base = latency(lambda: lambda: d["visits"], ops, repeats)
+
+    def make_store_read() -> Callable[[], object]:
+        store = msdb.Store("bench")
+        store.counter("visits").increment(41)
+        return lambda: store.counter("visits").value
+
+    def make_set_read() -> Callable[[], object]:
+        store = msdb.Store("bench")
+        store.set("tags").add("vip")
+        return lambda: "vip" in store.set("tags")
+
+    lat = latency(make_store_read, ops, repeats)
+    lat_set = latency(make_set_read, ops, repeats)
+    rows = [
+        _row("plain dict `d[k]` (baseline)", base, None),
+        _row('`store.counter("visits").value`', lat, base),
+        _row('`"vip" in store.set("tags")`', lat_set, base),
+    ]
+    return table(["read", "p50 µs", "p99 µs", "mean µs", "mean vs dict"], rows), {
+        "read_p99": lat.p99
+    }
+
+
+def bench_replay(events: int, tmp: Path) -> tuple[str, dict[str, float]]:
+    folder = tmp / "replay"
+    shutil.rmtree(folder, ignore_errors=True)
+    with msdb.Store("r", path=folder, durability="none", snapshot_every=10**9) as s:
+        c = s.counter("n")
+        for _ in range(events):
+            c.increment()
+    full = throughput(lambda: _reopen(folder))
+    with msdb.Store("r", path=folder, durability="none") as s:
+        s.snapshot()
+        c = s.counter("n")
+        for _ in range(events // 10):
+            c.increment()
+    tail = throughput(lambda: _reopen(folder, expect_events=events // 10))
+    rows = [
+        ["full replay from the log", f"{full:,.0f}"],
+        ["snapshot plus a tail of 10%", f"{tail:,.0f} (tail events/s)"],
+    ]
+    return table(["open", "events per second"], rows), {"replay_eps": full}
+
+
+def _reopen(folder: Path, expect_events: int | None = None) -> int:
+    with msdb.Store("r", path=folder, durability="none") as s:
+        n = sum(s.version_vector.values())
+    return expect_events if expect_events is not None else n
+
+
+def bench_memory(events: int) -> tuple[str, dict[str, float]]:
+    rows = []
+    figures = {}
+    for label, kwargs in (
+        ("retained (snapshot_every larger than the run)", {"snapshot_every": 10**9}),
+        ("bounded (snapshot every 50,000)", {"snapshot_every": 50_000}),
+    ):
+        tracemalloc.start()
+        s = msdb.Store("m", **kwargs)  # type: ignore[arg-type]
+        c = s.counter("n")
+        for _ in range(events):
+            c.increment()
+        current, _peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        per_million = current / events * 1_000_000 / 2**20
+        rows.append([label, f"{current / 2**20:.1f}", f"{per_million:.1f}"])
+        figures[label.split()[0]] = per_million
+        s.close()
+    return table(
+        [f"in-memory store after {events:,} events", "MiB held", "MiB per million events"], rows
+    ), figures
+
+
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer operations (smoke run)")
+    args = parser.parse_args(argv)
+    ops, repeats, events = (2_000, 3, 20_000) if args.quick else (20_000, 5, 300_000)
+    tmp = Path(tempfile.mkdtemp(prefix="msdb-bench-"))
+    try:
+        sections = []
+        figures: dict[str, float] = {}
+        for title, (text, figs) in (
+            ("Local writes", bench_writes(ops, repeats, tmp)),
+            ("Local reads", bench_reads(ops, repeats)),
+            ("Replay", bench_replay(events, tmp)),
+            ("Memory", bench_memory(events)),
+        ):
+            sections.append(f"### {title}\n\n{text}\n")
+            figures.update(figs)
+            print(f"### {title}\n\n{text}\n", flush=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    main.report = "\n".join(sections)  # type: ignore[attr-defined]
+    return figures
+
+
+if __name__ == "__main__":
+    main()
