@@ -9,7 +9,7 @@ satisfied, else it waits in a bounded buffer.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeVar
@@ -154,7 +154,8 @@ class Store:
                 raise DecodeError("unknown snapshot format")
             for key, kind, state in data["objs"]:
                 self._objs[key] = self._adopt(key, KINDS[kind].from_state(self.node_id, state))
-            self._vv = dict(data["vv"])
+            self._vv.clear()  # the same dict: write closures hold it
+            self._vv.update(data["vv"])
             self._deps = dict(data["deps"])
             self._floor = dict(data["floor"])
             self._touched = {k: dict(v) for k, v in data["touched"].items()}
@@ -240,13 +241,45 @@ class Store:
         return obj  # type: ignore[return-value]
 
     def _adopt(self, key: str, obj: CRDT) -> CRDT:
-        kind = obj.kind
-
-        def emit(delta: Any) -> None:
-            self._emit(key, kind, delta)
-
-        obj.on_change = emit
+        obj.on_change = self._writer(key, obj.kind)
         return obj
+
+    def _writer(self, key: str, kind: str) -> Callable[[Any], None]:
+        # The local write path, one closure per key: everything it needs is bound once, so
+        # logging an event costs a few dict and tuple operations on top of the CRDT's own work.
+        node = self.node_id
+        vv = self._vv
+        now = self._clock_now
+        if self.keeps_log:
+            append = self._log.append
+            new = tuple.__new__
+
+            def emit(op: Any) -> None:
+                if self._closed:
+                    raise StoreClosed(f"store {node!r} is closed; open it again to continue")
+                seq = vv.get(node, 0) + 1
+                vv[node] = seq
+                deps = self._deps
+                if deps:
+                    self._deps = {}
+                append(new(Event, (node, seq, now(), deps, key, kind, op)))
+                self._since_snapshot += 1
+                if self._since_snapshot >= self._snapshot_every:
+                    self.snapshot()
+
+        else:
+
+            def emit(op: Any) -> None:
+                if self._closed:
+                    raise StoreClosed(f"store {node!r} is closed; open it again to continue")
+                seq = vv.get(node, 0) + 1
+                vv[node] = seq
+                self._touch(key, node, seq)
+                self._since_snapshot += 1
+                if self._since_snapshot >= self._snapshot_every:
+                    self.snapshot()
+
+        return emit
 
     def keys(self) -> list[str]:
         """The keys that hold a CRDT, sorted."""
@@ -256,23 +289,6 @@ class Store:
         return key in self._objs
 
     # ----------------------------------------------------------------- local write path
-
-    def _emit(self, key: str, kind: str, op: Any) -> None:
-        if self._closed:
-            raise StoreClosed(f"store {self.node_id!r} is closed; open it again to continue")
-        node = self.node_id
-        seq = self._vv.get(node, 0) + 1
-        self._vv[node] = seq
-        deps = self._deps
-        if deps:
-            self._deps = {}
-        if self.keeps_log:
-            self._log.append(Event(node, seq, self._clock_now(), deps, key, kind, op))
-        else:
-            self._touch(key, node, seq)
-        self._since_snapshot += 1
-        if self._since_snapshot >= self._snapshot_every:
-            self.snapshot()
 
     def _touch(self, key: str, origin: str, seq: int) -> None:
         touched = self._touched.get(key)
