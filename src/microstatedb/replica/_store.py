@@ -32,6 +32,7 @@ from microstatedb.errors import (
     ConfigurationError,
     CorruptData,
     DecodeError,
+    InvalidOperation,
     MicroStateError,
     StoreClosed,
     TypeMismatch,
@@ -125,6 +126,12 @@ class Store:
         self._since_snapshot = 0
         self._snapshots = 0
         self._closed = False
+        # Why local writes are refused (closed, or own events lost to corruption), else None:
+        # one attribute test on the write path covers both.
+        self._blocked: str | None = None
+        self.lost: dict[str, tuple[int, int]] = {}
+        """Events lost to repaired corruption and not covered by a snapshot, per origin:
+        ``(first seq, last seq)``. Anti-entropy brings them back from peers that have them."""
         self._log = EventLog(
             self.path,
             durability=durability,
@@ -146,6 +153,41 @@ class Store:
                 continue
             self._apply_event(ev, replay=True)
         self._since_snapshot = self._log.next_position - start
+        self._note_lost()
+
+    def _note_lost(self) -> None:
+        # Each origin's events are contiguous, so everything between what replay reached and
+        # the highest dot found in the moved-aside bytes is lost, undecodable frames included.
+        for origin, seq in self._log.recovery.lost_dots:
+            have = self._vv.get(origin, 0)
+            if seq > have:
+                _first, last = self.lost.get(origin, (have + 1, seq))
+                self.lost[origin] = (have + 1, max(last, seq))
+        if self.node_id in self.lost:
+            first, last = self.lost[self.node_id]
+            self._blocked = (
+                f"store {self.node_id!r} lost its own events {first}..{last} to corruption; "
+                "sync with a peer that has them before writing (or call accept_loss() if no "
+                "peer ever received them)"
+            )
+
+    def _recovered(self) -> None:
+        # Called after remote events arrive: drop the loss entries peers have filled.
+        for origin, (_first, last) in list(self.lost.items()):
+            if self._vv.get(origin, 0) >= last:
+                del self.lost[origin]
+        if self.node_id not in self.lost and not self._closed:
+            self._blocked = None
+
+    def accept_loss(self) -> None:
+        """Allow local writes again although own events were lost and not recovered.
+
+        New events reuse the lost sequence numbers: safe only when no peer ever received the
+        lost events (a peer that did would ignore the new ones as duplicates).
+        """
+        self._check_open()
+        self.lost.pop(self.node_id, None)
+        self._blocked = None
 
     def _restore(self, blob: bytes) -> None:
         try:
@@ -175,6 +217,7 @@ class Store:
         if not self.keeps_log and self.path is not None:
             self.snapshot()
         self._closed = True
+        self._blocked = f"store {self.node_id!r} is closed; open it again to continue"
         self._log.close()
 
     def __enter__(self) -> Store:
@@ -192,6 +235,11 @@ class Store:
         """Return when every event written so far is durable (a no-op in memory)."""
         self._check_open()
         self._log.flush()
+
+    def _refuse(self) -> None:
+        if self._closed:
+            raise StoreClosed(f"store {self.node_id!r} is closed; open it again to continue")
+        raise InvalidOperation(self._blocked)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -255,8 +303,8 @@ class Store:
             new = tuple.__new__
 
             def emit(op: Any) -> None:
-                if self._closed:
-                    raise StoreClosed(f"store {node!r} is closed; open it again to continue")
+                if self._blocked:
+                    self._refuse()
                 seq = vv.get(node, 0) + 1
                 vv[node] = seq
                 deps = self._deps
@@ -270,8 +318,8 @@ class Store:
         else:
 
             def emit(op: Any) -> None:
-                if self._closed:
-                    raise StoreClosed(f"store {node!r} is closed; open it again to continue")
+                if self._blocked:
+                    self._refuse()
                 seq = vv.get(node, 0) + 1
                 vv[node] = seq
                 self._touch(key, node, seq)
@@ -378,6 +426,8 @@ class Store:
             self._apply_states(decoded.states, decoded.vv)
         for ev in decoded.events:
             applied += self._receive(ev)
+        if self.lost:
+            self._recovered()
         return applied
 
     def _validate(self, events: list[Event], states: list[tuple[str, str, Any]]) -> None:
