@@ -65,7 +65,8 @@ class PNCounter(_Base):
         new = old + n
         if new > _U64:
             raise InvalidOperation("the counter's increments of this replica exceed 2**64 - 1")
-        p[r] = new
+        if new:  # no zero entries: the state stays canonical
+            p[r] = new
         f = self._fp.get(r, 0)
         self._value += max(0, new - f) - max(0, old - f)
         delta = [{r: new}, {}, {}, {}]
@@ -83,7 +84,8 @@ class PNCounter(_Base):
         new = old + n
         if new > _U64:
             raise InvalidOperation("the counter's decrements of this replica exceed 2**64 - 1")
-        m[r] = new
+        if new:
+            m[r] = new
         f = self._fn.get(r, 0)
         self._value -= max(0, new - f) - max(0, old - f)
         delta = [{}, {r: new}, {}, {}]

@@ -5,7 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from blake3 import blake3
-from pycrdt import Array, Doc, Map, Text, Transaction, TransactionEvent, merge_updates
+from pycrdt import (
+    Array,
+    Doc,
+    Map,
+    Text,
+    Transaction,
+    TransactionEvent,
+    get_update,
+    merge_updates,
+)
 
 from microstatedb.crdt._base import Clock, _Base, register_kind
 from microstatedb.errors import DecodeError, InvalidOperation, TypeMismatch
@@ -13,6 +22,52 @@ from microstatedb.errors import DecodeError, InvalidOperation, TypeMismatch
 _ROOT_TYPES: dict[str, type[Any]] = {"text": Text, "array": Array, "map": Map}
 _EMPTY_UPDATE = b"\x00\x00"
 _CLIENT_ID_BITS = 53  # the most pycrdt accepts
+
+
+def _varint(data: bytes, pos: int) -> tuple[int, int]:
+    """One lib0 variable-length unsigned int: (value, next position)."""
+    value = shift = 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, pos
+        shift += 7
+
+
+def _state_vector(sv: bytes) -> dict[int, int]:
+    """A Yjs state vector: client id -> number of structs integrated."""
+    n, pos = _varint(sv, 0)
+    out: dict[int, int] = {}
+    for _ in range(n):
+        client, pos = _varint(sv, pos)
+        clock, pos = _varint(sv, pos)
+        out[client] = clock
+    return out
+
+
+def _integrated(update: bytes, sv_bytes: bytes) -> bool:
+    """True when every struct of ``update`` is in the document with state vector ``sv_bytes``
+    and every item its delete set names is there too (so the deletes took effect)."""
+    try:
+        rest = get_update(update, sv_bytes)
+        if rest[0] != 0:  # some structs are not integrated yet
+            return False
+        sv = _state_vector(sv_bytes)
+        n, pos = _varint(rest, 1)
+        for _ in range(n):
+            client, pos = _varint(rest, pos)
+            ranges, pos = _varint(rest, pos)
+            for _ in range(ranges):
+                clock, pos = _varint(rest, pos)
+                length, pos = _varint(rest, pos)
+                if clock + length > sv.get(client, 0):
+                    return False
+    except (ValueError, IndexError):
+        # Bytes pycrdt accepted but cannot diff (trailing junk): nothing to wait for.
+        return True
+    return True
 
 
 def client_id_for(replica: str) -> int:
@@ -31,7 +86,7 @@ class Document(_Base):
     ``{root name: plain value}`` for the roots asked for so far on this replica.
     """
 
-    __slots__ = ("_capture", "_doc", "_remote", "_roots", "_sub")
+    __slots__ = ("_capture", "_doc", "_pending", "_remote", "_roots", "_sub")
 
     kind = "document"
 
@@ -41,6 +96,10 @@ class Document(_Base):
         self._roots: dict[str, tuple[str, Any]] = {}
         self._remote = False
         self._capture: list[bytes] | None = None
+        # Updates whose predecessors have not arrived yet. pycrdt keeps such updates itself,
+        # but can drop one when several wait at once; so they are kept here and re-applied
+        # until they are in (re-applying an update is a no-op in Yjs).
+        self._pending: list[bytes] = []
         self._sub = self._doc.observe(self._on_update)
 
     @property
@@ -108,15 +167,48 @@ class Document(_Base):
         try:
             # pycrdt decodes the whole update before integrating any of it, so a malformed
             # one leaves the document as it was.
-            self._doc.apply_update(update)
-        except ValueError as exc:
-            raise DecodeError(f"not a valid pycrdt update ({exc})") from None
+            try:
+                self._doc.apply_update(update)
+            except ValueError as exc:
+                raise DecodeError(f"not a valid pycrdt update ({exc})") from None
+            sv = self._doc.get_state()
+            if self._pending or not _integrated(update, sv):
+                self._settle(update, sv)
         finally:
             self._remote = False
 
+    def _settle(self, update: bytes, sv: bytes) -> None:
+        """Re-apply the waiting updates until no more of them can go in."""
+        waiting = [*self._pending, update]
+        while True:
+            for u in waiting:
+                self._doc.apply_update(u)
+            after = self._doc.get_state()
+            waiting = [u for u in waiting if not _integrated(u, after)]
+            if after == sv or not waiting:
+                break
+            sv = after
+        self._pending = waiting
+
+    @property
+    def pending(self) -> int:
+        """Remote updates waiting for missing predecessors (not yet part of ``state()``)."""
+        return len(self._pending)
+
     def state(self) -> bytes:
+        """The full-state update in canonical form.
+
+        Yjs squashes neighbouring blocks of one client only when they are integrated in one
+        transaction, so two documents with equal content can encode it split differently;
+        re-encoding through a scratch document (all blocks integrated at once) gives one form.
+        """
         update: bytes = self._doc.get_update()
-        return update
+        if update == _EMPTY_UPDATE:
+            return update
+        scratch: Doc[Any] = Doc(client_id=0)
+        scratch.apply_update(update)
+        canonical: bytes = scratch.get_update()
+        return canonical
 
     def _reset_delta(self) -> bytes:
         """Clear every root asked for on this replica (Yjs deletes are observed-removes)."""
@@ -136,4 +228,4 @@ class Document(_Base):
         return merged
 
     def _is_empty(self) -> bool:
-        return self.state() == _EMPTY_UPDATE
+        return bool(self._doc.get_update() == _EMPTY_UPDATE)
