@@ -366,7 +366,9 @@ class CircuitBreaker:
     def try_acquire(self) -> Permit | Rejection:
         """A permit for one call, or a rejection saying how long to wait; never blocks."""
         if self._permit_all:
-            return Permit(self, self._mono(), self._gen)
+            now = self._mono()
+            if now < self._next_sync:  # always true without a fleet (next sync at +inf)
+                return Permit(self, now, self._gen)
         return self._acquire_slow()
 
     def _acquire_slow(self) -> Permit | Rejection:

@@ -214,8 +214,13 @@ class _Downstream:
     overrides: dict[tuple[Scope, str], Override] = field(default_factory=dict)
 
 
-def _trip_key(trip: Trip | None) -> tuple[float, str]:
-    return (-_INF, "") if trip is None else (trip.opened_at, trip.by)
+def _trip_key(trip: Trip | None) -> tuple[float, str, float]:
+    # The whole record is the key, so that two replicas always pick the same one.
+    return (-_INF, "", -_INF) if trip is None else (trip.opened_at, trip.by, trip.open_until)
+
+
+def _lease_key(lease: Lease) -> tuple[int, str, float]:
+    return (lease.version, lease.holder, lease.expires_at)
 
 
 def _override_key(o: Override) -> tuple[float, str, float]:
@@ -344,7 +349,7 @@ class InMemoryFleet:
                 if _trip_key(src.trip) > _trip_key(dst.trip):
                     dst.trip = src.trip
                 dst.closed_at = max(dst.closed_at, src.closed_at)
-                if (src.lease.version, src.lease.holder) > (dst.lease.version, dst.lease.holder):
+                if _lease_key(src.lease) > _lease_key(dst.lease):
                     dst.lease = src.lease
                 for key, o in src.overrides.items():
                     old = dst.overrides.get(key)

@@ -11,6 +11,14 @@ IntervalFunction = Callable[[int], float]
 """Maps the number of consecutive openings (1 for the first) to seconds to wait in OPEN."""
 
 
+def capped_growth(base: float, multiplier: float, steps: int, cap: float) -> float:
+    """``min(cap, base * multiplier**steps)``, without overflow after a long outage."""
+    try:
+        return min(cap, base * multiplier ** max(steps, 0))
+    except OverflowError:
+        return cap
+
+
 def fixed_interval(seconds: float) -> IntervalFunction:
     """Always wait ``seconds``."""
     if not seconds >= 0:
@@ -47,9 +55,7 @@ def exponential_backoff(
     source = rng if rng is not None else random.Random()
 
     def interval(attempt: int) -> float:
-        # Cap the exponent first: a long outage must not overflow the float.
-        wait = initial * multiplier ** min(max(attempt - 1, 0), 1024)
-        wait = min(wait, maximum)
+        wait = capped_growth(initial, multiplier, attempt - 1, maximum)
         if jitter:
             wait = source.uniform(wait * (1 - jitter), wait * (1 + jitter))
         return min(wait, maximum)

@@ -23,6 +23,7 @@ from microstatedb.clock import Clock, RealClock
 from microstatedb.errors import ConfigurationError, RetriesExhausted, Unavailable
 from microstatedb.resilience._deadline import Deadline, current_deadline
 from microstatedb.resilience._fleet import BucketCounts, FleetView
+from microstatedb.resilience._interval import capped_growth
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -202,7 +203,7 @@ class Retry:
 
     def backoff(self, retry: int) -> float:
         """The full-jitter delay before retry number ``retry`` (1 for the first retry)."""
-        ceiling = min(self.max_delay, self.base_delay * self.multiplier ** min(retry - 1, 1024))
+        ceiling = capped_growth(self.base_delay, self.multiplier, retry - 1, self.max_delay)
         return self._rng.uniform(0.0, ceiling)
 
     def _retryable(self, error: BaseException) -> bool:
