@@ -12,9 +12,12 @@ so appends never wait for the disk).
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import math
 import os
 import threading
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -103,6 +106,30 @@ class _Segment:
             self.origins[origin] = (seq, seq)
         elif seq < span[0] or seq > span[1]:
             self.origins[origin] = (min(seq, span[0]), max(seq, span[1]))
+
+
+def _batch_loop(ref: weakref.ref[EventLog], wake: threading.Event, interval: float) -> None:
+    """The group-commit thread of a ``batch`` log; holds the log only weakly."""
+    while not wake.wait(interval):
+        log = ref()
+        if log is None:
+            return
+        try:
+            log._commit_pending()
+        except MicroStateError:  # recorded in _failed; appends and flush report it
+            return
+        del log
+
+
+_OPEN_LOGS: weakref.WeakSet[EventLog] = weakref.WeakSet()
+
+
+@atexit.register
+def _flush_open_logs() -> None:
+    # A batch log's commit thread is a daemon: flush what it had not written yet at exit.
+    for log in list(_OPEN_LOGS):
+        with contextlib.suppress(MicroStateError, OSError):
+            log.close()
 
 
 def _segment_path(folder: Path, first: int, sealed: bool) -> Path:
@@ -208,9 +235,13 @@ class EventLog:
         self._thread: threading.Thread | None = None
         if durability == "batch":
             self._thread = threading.Thread(
-                target=self._batch_loop, name=f"msdb-log-commit:{self._dir}", daemon=True
+                target=_batch_loop,
+                args=(weakref.ref(self), self._wake, self._batch_interval),
+                name=f"msdb-log-commit:{self._dir}",
+                daemon=True,
             )
             self._thread.start()
+        _OPEN_LOGS.add(self)
 
     # ----------------------------------------------------------------- appending
 
@@ -273,6 +304,9 @@ class EventLog:
     def _check_open(self) -> None:
         if self._closed:
             raise StoreClosed("the event log is closed; open a new EventLog to continue")
+        self._check_open_or_failed()
+
+    def _check_open_or_failed(self) -> None:
         if self._failed is not None:
             raise OperationalError(
                 f"the event log at {self._dir} failed to write ({self._failed}); "
@@ -375,6 +409,7 @@ class EventLog:
         """
         with self._cv:
             while self._durable < upto:
+                self._check_open_or_failed()
                 if not self._syncing:
                     self._syncing = True
                     break
@@ -400,13 +435,9 @@ class EventLog:
                     self._durable = done
                 self._cv.notify_all()
 
-    def _batch_loop(self) -> None:
-        while not self._wake.wait(self._batch_interval):
-            if self._next > self._durable and self._failed is None:
-                try:
-                    self._commit(self._next)
-                except MicroStateError:  # recorded in _failed; appends report it
-                    return
+    def _commit_pending(self) -> None:
+        if self._next > self._durable and self._failed is None:
+            self._commit(self._next)
 
     def flush(self) -> None:
         """Return once everything appended so far is written and fsynced."""
@@ -555,7 +586,9 @@ class EventLog:
             path = self._snap_dir / snapshot_name(self._snap_generation, ident)
             try:
                 write_atomic(path, data)
-                for _gen, _ident, old in list_snapshots(self._snap_dir)[self._keep :]:
+                damaged = set(self.recovery.damaged_snapshots)
+                valid = [p for _g, _i, p in list_snapshots(self._snap_dir) if str(p) not in damaged]
+                for old in valid[self._keep :]:
                     old.unlink(missing_ok=True)
             except OSError as exc:
                 raise os_error(f"writing snapshot {path}", exc) from exc
@@ -690,6 +723,7 @@ class EventLog:
                     os.close(self._fd)
                     self._fd = -1
             self._folder_lock.release()
+            _OPEN_LOGS.discard(self)
 
     def __enter__(self) -> EventLog:
         return self
@@ -782,6 +816,8 @@ class EventLog:
                 raw = path.read_bytes()
                 data = decompress(raw, str(path)) if sealed else raw
                 seg, cut = self._scan(first, path, data, sealed, last, prev_end)
+                if seg is not None and sealed:
+                    seg.disk_bytes = len(raw)
             except CorruptData as exc:
                 if not repair:
                     raise
@@ -860,7 +896,7 @@ class EventLog:
                 _fsync(fd)
             finally:
                 os.close(fd)
-        seg.disk_bytes = seg.size if not sealed else len(path.read_bytes())
+        seg.disk_bytes = seg.size
         return seg, cut
 
     def _repair(

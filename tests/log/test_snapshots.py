@@ -1,0 +1,206 @@
+"""Snapshots (write, load, keep, fall back) and release of covered events (memory, archive)."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from microstatedb.errors import ConfigurationError, InvalidOperation, StoreClosed
+from microstatedb.log import EventLog, FolderEventStore, MemoryEventStore
+
+from .helpers import ev, fill, segment_files
+
+
+def _snap_files(path: Path) -> list[Path]:
+    return sorted((path / "snapshots").glob("*.snap"))
+
+
+@pytest.mark.parametrize("durable", [False, True])
+def test_snapshot_round_trip_and_keep(tmp_path: Path, durable: bool) -> None:
+    log = EventLog(tmp_path if durable else None, keep_snapshots=2)
+    assert log.latest_snapshot() is None
+    log.append_many([ev("a", i) for i in range(1, 11)])
+    infos = [log.write_snapshot(f"state{i}".encode(), {"a": 3 * i}, 3 * i) for i in (1, 2, 3)]
+    snap = log.latest_snapshot()
+    assert snap is not None
+    assert snap.state == b"state3"
+    assert snap.info == infos[-1]
+    assert (snap.info.position, dict(snap.info.vv), snap.info.size) == (9, {"a": 9}, 6)
+    assert len(snap.info.id) == 64
+    if durable:
+        assert [Path(i.path or "") for i in infos[1:]] == _snap_files(tmp_path)
+        log.close()
+        with EventLog(tmp_path) as again:
+            loaded = again.latest_snapshot()
+            assert loaded == snap
+    else:
+        assert snap.info.path is None
+        log.close()
+
+
+def test_equal_content_gives_equal_ids() -> None:
+    log = EventLog(None)
+    log.append(ev("a", 1))
+    one = log.write_snapshot(b"s", {"a": 1}, 1)
+    two = log.write_snapshot(b"s", {"a": 1}, 1)
+    three = log.write_snapshot(b"s", {"a": 1}, 0)
+    assert one.id == two.id != three.id
+
+
+def test_a_damaged_snapshot_falls_back_to_the_older_one(tmp_path: Path) -> None:
+    with EventLog(tmp_path) as log:
+        log.append_many([ev("a", i) for i in range(1, 6)])
+        log.write_snapshot(b"old", {"a": 2}, 2)
+        log.write_snapshot(b"new", {"a": 5}, 5)
+    newest = _snap_files(tmp_path)[-1]
+    data = bytearray(newest.read_bytes())
+    data[12] ^= 1
+    newest.write_bytes(bytes(data))
+    with EventLog(tmp_path) as log:
+        assert log.recovery.damaged_snapshots == (str(newest),)
+        snap = log.latest_snapshot()
+        assert snap is not None
+        assert snap.state == b"old"
+        # a new snapshot keeps the valid older one rather than counting the damaged one
+        log.write_snapshot(b"newer", {"a": 5}, 5)
+        assert newest.exists()
+        assert len(_snap_files(tmp_path)) == 3
+    with EventLog(tmp_path, repair=True) as log:
+        assert any("quarantine" in q for q in log.recovery.quarantined)
+        assert len(_snap_files(tmp_path)) == 2
+
+
+def test_damage_found_after_opening_is_reported_too(tmp_path: Path) -> None:
+    log = EventLog(tmp_path)
+    log.append(ev("a", 1))
+    log.write_snapshot(b"only", {"a": 1}, 1)
+    only = _snap_files(tmp_path)[0]
+    only.write_bytes(only.read_bytes()[:-1])
+    assert log.latest_snapshot() is None  # full replay from position 0
+    assert log.recovery.damaged_snapshots == (str(only),)
+    assert log.latest_snapshot() is None
+    assert len(log.recovery.damaged_snapshots) == 1
+    log.close()
+
+
+@settings(max_examples=60)
+@given(which=st.integers(0, 1), offset=st.integers(0, 10_000), mask=st.integers(1, 255))
+def test_flipped_snapshot_bytes_never_give_wrong_state(which: int, offset: int, mask: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp)
+        states = [b"first state " * 20, b"second state " * 30]
+        with EventLog(path) as log:
+            log.append_many([ev("a", i) for i in range(1, 5)])
+            log.write_snapshot(states[0], {"a": 2}, 2)
+            log.write_snapshot(states[1], {"a": 4}, 4)
+        victim = _snap_files(path)[which]
+        data = bytearray(victim.read_bytes())
+        data[offset % len(data)] ^= mask
+        victim.write_bytes(bytes(data))
+        with EventLog(path) as log:
+            snap = log.latest_snapshot()
+            assert snap is not None
+            assert log.recovery.damaged_snapshots == (str(victim),)
+            assert snap.state == states[1 - which]
+            assert snap.info.position == (4 if which == 0 else 2)
+
+
+def test_snapshot_arguments_are_checked(tmp_path: Path) -> None:
+    log = EventLog(tmp_path)
+    log.append(ev("a", 1))
+    bad_calls = [
+        ("state", {"a": 1}, 1),
+        (b"s", {"a": "1"}, 1),
+        (b"s", [("a", 1)], 1),
+        (b"s", {"a": 1}, 2),
+        (b"s", {"a": 1}, -1),
+    ]
+    for state, vv, position in bad_calls:
+        with pytest.raises(ConfigurationError):
+            log.write_snapshot(state, vv, position)  # type: ignore[arg-type]
+    log.close()
+    with pytest.raises(StoreClosed):
+        log.write_snapshot(b"s", {}, 0)
+
+
+def test_release_in_memory_drops_covered_events_into_the_archive() -> None:
+    log = EventLog(None)
+    events = [ev("a", i) for i in range(1, 21)]
+    log.append_many(events)
+    with pytest.raises(InvalidOperation):
+        log.release(5)  # no snapshot covers it yet
+    log.write_snapshot(b"s", {"a": 12}, 12)
+    archive = MemoryEventStore()
+    assert log.release(12, archive) == 12
+    assert log.release(12, archive) == 0
+    assert list(archive.read()) == events[:12]
+    assert log.first_position == 12
+    assert list(log.read(12)) == events[12:]
+    assert list(log.read_origin("a", 15)) == events[15:]
+    with pytest.raises(InvalidOperation, match="snapshot"):
+        list(log.read(3))
+    with pytest.raises(InvalidOperation):
+        log.release(13)
+    with pytest.raises(ConfigurationError):
+        log.release(99)
+    assert log.append(ev("a", 21)) == 20
+    assert log.stats().events == 9
+
+
+def test_release_on_disk_archives_whole_sealed_segments(tmp_path: Path) -> None:
+    events = fill(tmp_path / "log", 90)
+    archive = FolderEventStore(tmp_path / "archive")
+    with EventLog(tmp_path / "log", segment_bytes=1024) as log:
+        before = log.stats()
+        log.write_snapshot(b"s", {}, 50)
+        gone = log.release(50, archive)
+        after = log.stats()
+        assert 0 < gone <= 50
+        assert log.first_position == gone
+        assert after.segments < before.segments
+        assert list(archive.read()) == events[:gone]
+        assert list(log.read(gone)) == events[gone:]
+        with pytest.raises(InvalidOperation):
+            next(log.read(0))
+        assert log.release(50, archive) == 0
+    with EventLog(tmp_path / "log", segment_bytes=1024) as log:
+        assert log.first_position == gone
+        assert list(log.read(gone)) == events[gone:]
+        log.write_snapshot(b"s", {}, 90)
+        assert log.release(90) > 0  # no archive: the segments are simply deleted
+        assert [e.dot for e in log.read(log.first_position)] == [
+            e.dot for e in events[log.first_position :]
+        ]
+    archive.close()
+
+
+def test_a_reader_of_a_released_segment_is_told_to_use_the_snapshot(tmp_path: Path) -> None:
+    fill(tmp_path, 90)
+    with EventLog(tmp_path, segment_bytes=1024) as log:
+        reader = log.read(0)
+        log.write_snapshot(b"s", {}, 60)
+        log.release(60)
+        with pytest.raises(InvalidOperation):
+            list(reader)
+
+
+def test_reopen_after_release_survives_a_crash_between_archive_and_delete(
+    tmp_path: Path,
+) -> None:
+    events = fill(tmp_path / "log", 60)
+    archive = FolderEventStore(tmp_path / "archive")
+    first = segment_files(tmp_path / "log")[0]
+    kept = first.read_bytes()
+    with EventLog(tmp_path / "log") as log:
+        log.write_snapshot(b"s", {}, 30)
+        gone = log.release(30, archive)
+    first.write_bytes(kept)  # as if the delete had not happened
+    with EventLog(tmp_path / "log") as log:
+        log.write_snapshot(b"s", {}, 30)
+        assert log.release(30, archive) == gone  # archived again: an idempotent no-op
+    assert list(archive.read()) == events[:gone]
+    archive.close()
