@@ -147,7 +147,7 @@ class BreakerAgainstModel(RuleBasedStateMachine):
         self.clock.advance(seconds)
 
     @rule(target=permits)
-    def acquire(self) -> tuple[Permit, int] | None:
+    def acquire(self) -> tuple[Permit, int, float] | None:
         now = self.clock.monotonic()
         expected, retry_after = self.model.acquire(now)
         got = self.cb.try_acquire()
@@ -155,27 +155,31 @@ class BreakerAgainstModel(RuleBasedStateMachine):
         if not got:
             assert abs(got.retry_after - max(retry_after, 0.0)) < 1e-9
             return None
-        return (got, self.model.generation)
+        return (got, self.model.generation, now)
 
     @rule(
         held=consumes(permits),
         outcome=st.sampled_from(["success", "failure", "release"]),
-        duration=st.sampled_from([0.0, 0.6, 1.2, 4.0]),
+        duration=st.sampled_from([None, 0.0, 0.6, 1.2, 4.0]),
     )
-    def complete(self, held: tuple[Permit, int] | None, outcome: str, duration: float) -> None:
+    def complete(
+        self, held: tuple[Permit, int, float] | None, outcome: str, duration: float | None
+    ) -> None:
+        """``duration=None`` lets the breaker time the call itself (its fast path)."""
         if held is None:
             return
-        permit, generation = held
+        permit, generation, started = held
         now = self.clock.monotonic()
+        took = now - started if duration is None else duration
         if outcome == "release":
             permit.release()
             self.model.release(generation)
         elif outcome == "success":
             permit.success(duration=duration)
-            self.model.record(generation, now, False, duration)
+            self.model.record(generation, now, False, took)
         else:
             permit.failure(duration=duration)
-            self.model.record(generation, now, True, duration)
+            self.model.record(generation, now, True, took)
 
     @invariant()
     def same_state(self) -> None:

@@ -484,3 +484,46 @@ def test_lease_record_helpers() -> None:
     assert lease.held_by("a", 9.9)
     assert not lease.held_by("a", 10.0)
     assert not lease.held_by("b", 9.9)
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from("abc"), st.booleans(), st.sampled_from([0.0, 0.5, 3.0])),
+        max_size=60,
+    )
+)
+def test_failures_from_one_instance_never_trip_the_fleet(
+    stream: list[tuple[str, bool, float]],
+) -> None:
+    """Only `a` ever fails: whatever the interleaving, `b` and `c` keep every call."""
+    fleet = Fleet("a", "b", "c", quorum=2)
+    for name, failing, gap in stream:
+        fleet.clock.advance(gap)
+        cb = fleet[name]
+        if name == "a":
+            permit = cb.try_acquire()  # a's own breaker may refuse: that is its business
+            if permit and failing:
+                permit.failure()
+            elif permit:
+                permit.success()
+        else:
+            succeed(cb, 1)  # never refused: b and c stay closed
+    assert fleet.view.state("payments").trip is None
+    assert fleet["b"].state is State.CLOSED
+    assert fleet["c"].state is State.CLOSED
+
+
+@given(st.integers(2, 4), st.integers(1, 4))
+def test_the_fleet_trips_exactly_when_the_quorum_is_reached(quorum: int, observers: int) -> None:
+    names = [f"i{n}" for n in range(4)]
+    fleet = Fleet(*names, quorum=quorum)
+    for name in names[:observers]:
+        permit = fleet[name].try_acquire()
+        assert permit
+        permit.failure()
+    for _ in range(4):  # enough calls in the fleet, all failed, from `observers` instances
+        permit = fleet[names[0]].try_acquire()
+        if permit:
+            permit.failure()
+    tripped = fleet.view.state("payments").is_open
+    assert tripped == (observers >= quorum)

@@ -61,7 +61,34 @@ class Permit:
 
     def success(self, duration: float | None = None) -> None:
         """The call succeeded (``duration`` defaults to the time since the acquire)."""
-        self._breaker._record(self, 0, duration, None)
+        b = self._breaker
+        if b._fast and duration is None and not self._done and self._gen == b._gen:
+            # The common case, inlined from CircuitBreaker._record: CLOSED, count window,
+            # a fast success. Anything else (slow, failures in the window) takes the full path.
+            now = b._mono()
+            window = b._count_window
+            if (
+                now - self.start < b.slow_call_duration
+                and window is not None
+                and not window.failures
+                and not window.slow
+            ):
+                self._done = True
+                ring = window._ring
+                pos = window._pos
+                if not ring[pos]:  # else the slot leaving held a plain success: no change
+                    ring[pos] = 4
+                    window.calls += 1
+                pos += 1
+                if pos == window._size:
+                    pos = 0
+                    window._recount()
+                window._pos = pos
+                b._successes += 1
+                return
+            b._record(self, 0, now - self.start, None)
+            return
+        b._record(self, 0, duration, None)
 
     def failure(self, error: BaseException | None = None, duration: float | None = None) -> None:
         """The call failed, whatever the breaker's exception rules say."""
@@ -452,7 +479,10 @@ class CircuitBreaker:
         except BaseException:
             permit.release()
             raise
-        permit.result(result)
+        if self._record_result is None:
+            permit.success()
+        else:
+            permit.result(result)
         return result
 
     async def call_async(
