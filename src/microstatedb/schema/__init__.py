@@ -16,8 +16,8 @@ from microstatedb.schema._client import (
     RegistryClient,
     Request,
     Response,
-    RetryPolicy,
     Transport,
+    registry_retry,
 )
 from microstatedb.schema._compat import ParsedSchema, check_compatibility, parse_schema
 from microstatedb.schema._negotiate import VersionNegotiator, decode_versions, encode_versions
@@ -60,7 +60,6 @@ __all__ = [
     "RegistryStorage",
     "Request",
     "Response",
-    "RetryPolicy",
     "SchemaBinding",
     "SchemaRecord",
     "SchemaSource",
@@ -79,5 +78,6 @@ __all__ = [
     "handle",
     "make_app",
     "parse_schema",
+    "registry_retry",
     "unframe",
 ]

@@ -76,6 +76,8 @@ class AvroSchema:
     parsed: Any
     canonical: str
     named: dict[str, Any]
+    codec: Any
+    """fastavro's form with its write hint, referenced types included: ready to encode."""
 
 
 def load_json(schema: Any, *, avro: bool) -> Any:
@@ -109,12 +111,13 @@ def parse_avro(
     named_out: dict[str, Any] = dict(named or {})
     try:
         parsed = fastavro.parse_schema(checked, named_schemas=named_out, _write_hint=False)
+        codec = fastavro.parse_schema(checked, named_schemas=dict(named or {}))
     except Exception as exc:  # fastavro raises several kinds (SchemaParseException, ...)
         raise InvalidSchema(f"invalid Avro schema: {exc}") from None
     builder = _Builder(named_out)
     root = builder.build(parsed, "")
     canonical = json.dumps(value, sort_keys=True, separators=(",", ":"))
-    return AvroSchema(root=root, parsed=parsed, canonical=canonical, named=named_out)
+    return AvroSchema(root, parsed, canonical, named_out, codec)
 
 
 def _drop_bad_enum_defaults(value: Any) -> Any:

@@ -2,7 +2,8 @@
 
 Requests go through a transport with one method (``handle``): HTTP by default, the embedded
 registry in process, or any function (``MockTransport``). Failures of the network are retried
-with jittered backoff; the registry's own errors are not (they would answer the same again)
+with the resilience layer's jittered backoff (and within a current ``Deadline``); the registry's
+own errors are not (they would answer the same again)
 and come back as typed errors. Ids and versions never change once assigned, so what the client
 has seen is cached, and a registry outage does not stop writes whose schemas are known.
 """
@@ -16,7 +17,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from microstatedb.errors import (
@@ -29,7 +30,9 @@ from microstatedb.errors import (
     RetriesExhausted,
     SchemaNotFound,
     SubjectNotFound,
+    Unavailable,
 )
+from microstatedb.resilience import Retry
 from microstatedb.schema._registry import EmbeddedRegistry
 from microstatedb.schema._rest import CONTENT_TYPE, handle
 from microstatedb.schema._types import (
@@ -127,39 +130,28 @@ class HTTPTransport:
             ) from exc
 
 
-@dataclass
-class RetryPolicy:
-    """Retries transient failures with exponential backoff and full jitter.
+# What a registry call retries: the network failed or was too slow. The registry's own
+# errors (4xx) are answers, not failures, and would come back the same.
+TRANSIENT: tuple[type[BaseException], ...] = (OperationalError, Unavailable)
 
-    ``rng`` and ``sleep`` are injectable so that tests replay and never wait.
-    """
 
-    attempts: int = 3
-    """Tries in all, the first included."""
-    base_delay: float = 0.05
-    """Delay bound before the second try, doubled for each further one."""
-    max_delay: float = 1.0
-    """Cap on one delay."""
-    rng: random.Random = field(default_factory=lambda: random.Random(0))
-    """Source of jitter."""
-    sleep: Callable[[float], None] = time.sleep
-    """How to wait."""
-
-    def call(self, fn: Callable[[], _T]) -> _T:
-        """``fn()``, retried on OperationalError and DeadlineExceeded; RetriesExhausted after."""
-        if self.attempts < 1:
-            raise ConfigurationError("a retry policy needs at least one attempt")
-        for attempt in range(self.attempts):
-            try:
-                return fn()
-            except (OperationalError, DeadlineExceeded) as exc:
-                last = exc
-                if attempt + 1 < self.attempts:
-                    bound = min(self.max_delay, self.base_delay * 2**attempt)
-                    self.sleep(self.rng.uniform(0, bound))
-        raise RetriesExhausted(
-            f"schema registry call failed {self.attempts} times; is the registry up?"
-        ) from last
+def registry_retry(
+    *,
+    max_attempts: int = 3,
+    base_delay: float = 0.05,
+    max_delay: float = 1.0,
+    rng: random.Random | None = None,
+    sleep: Callable[[float], object] = time.sleep,
+) -> Retry:
+    """The resilience layer's :class:`Retry`, set for registry calls (full jitter backoff)."""
+    return Retry(
+        max_attempts=max_attempts,
+        base_delay=base_delay,
+        max_delay=max_delay,
+        retry_on=TRANSIENT,
+        rng=rng if rng is not None else random.Random(0),
+        sleep=sleep,
+    )
 
 
 def _error_for(status: int, body: bytes) -> Exception:
@@ -198,7 +190,7 @@ class RegistryClient:
         registry: EmbeddedRegistry | None = None,
         transport: Transport | None = None,
         timeout: float = 5.0,
-        retry: RetryPolicy | None = None,
+        retry: Retry | None = None,
     ):
         if transport is None:
             if registry is not None:
@@ -211,7 +203,7 @@ class RegistryClient:
                 )
         self.transport = transport
         self.timeout = timeout
-        self.retry = retry if retry is not None else RetryPolicy()
+        self.retry = retry if retry is not None else registry_retry()
         self._by_id: dict[int, RegisteredSchema] = {}
         self._ids: dict[tuple[str, str, str], int] = {}
         self._versions: dict[tuple[str, int], RegisteredSchema] = {}
@@ -233,7 +225,8 @@ class RegistryClient:
                 raise _error_for(answer.status, answer.body)
             return answer
 
-        answer = self.retry.call(once)
+        # Registry calls are idempotent: registering a known schema returns its id again.
+        answer = self.retry.call(once, idempotent=True)
         if answer.status >= 400:
             raise _error_for(answer.status, answer.body)
         return json.loads(answer.body)
@@ -325,10 +318,8 @@ class RegistryClient:
 
     def get_version(self, subject: str, version: int | str = "latest") -> RegisteredSchema:
         """One version of ``subject``; the latest falls back to the cache during an outage."""
-        if version not in ("latest", -1):
-            key = (subject, int(version))
-            if key in self._versions:
-                return self._versions[key]
+        if isinstance(version, int) and (subject, version) in self._versions:
+            return self._versions[(subject, version)]
         found = self._fallback(
             lambda: self._registered(
                 self._call("GET", f"/subjects/{self._q(subject)}/versions/{version}")

@@ -39,6 +39,7 @@ class JsonSchema:
     value: Any
     resolved: Any
     canonical: str
+    resolved_text: str
 
 
 def parse_json_schema(schema: Any, *, references: Mapping[str, Any] | None = None) -> JsonSchema:
@@ -48,17 +49,19 @@ def parse_json_schema(schema: Any, *, references: Mapping[str, Any] | None = Non
         raise InvalidSchema(f"a JSON Schema is an object or a boolean, not {type(value).__name__}")
     canonical = json.dumps(value, sort_keys=True, separators=(",", ":"))
     refs = dict(references or {})
-    compile_validator(canonical, json.dumps(refs, sort_keys=True))
+    # Resolve first: an unknown external $ref must fail here, not make the compiler fetch it;
+    # the validator is compiled from the resolved form, which names no other document.
     resolved = _Resolver(value, refs).resolve(value, ())
-    return JsonSchema(value=value, resolved=resolved, canonical=canonical)
+    resolved_text = json.dumps(resolved, sort_keys=True, separators=(",", ":"))
+    compile_validator(resolved_text)
+    return JsonSchema(value, resolved, canonical, resolved_text)
 
 
 @lru_cache(maxsize=512)
-def compile_validator(canonical: str, refs: str = "{}") -> Callable[[Any], Any]:
+def compile_validator(text: str) -> Callable[[Any], Any]:
     """fastjsonschema's compiled validator for a schema text (cached per text)."""
-    handlers = {name: (lambda _uri, doc=doc: doc) for name, doc in json.loads(refs).items()}
     try:
-        return fastjsonschema.compile(json.loads(canonical), handlers=handlers)
+        return fastjsonschema.compile(json.loads(text))
     except Exception as exc:  # fastjsonschema raises its own kinds and re.error
         raise InvalidSchema(f"invalid JSON Schema: {exc}") from None
 
@@ -158,6 +161,11 @@ def _check(reader: Any, writer: Any, loc: Loc) -> list[Incompatibility]:
         )
     if reader is None and writer is not None:
         return _issue("schema_removed", "schema removed", loc)
+    if _marker(reader) or _marker(writer):
+        # Recursive references left in place by the resolver: same target, same schema.
+        if _marker(reader) and _marker(writer) and reader["$ref"] == writer["$ref"]:
+            return []
+        return _issue("ref_changed", "recursive reference changed", loc)
     rtype, wtype = _type_of(reader), _type_of(writer)
     numbers = rtype in ("number", "integer") and wtype in ("number", "integer")
     combined = rtype in _COMBINATORS or wtype in _COMBINATORS
@@ -190,10 +198,11 @@ def _check(reader: Any, writer: Any, loc: Loc) -> list[Incompatibility]:
                 (*loc, "enum"),
             )
         return []
-    recursive = isinstance(reader, dict) and isinstance(writer, dict) and "$ref" in reader
-    if recursive and reader.get("$ref") != writer.get("$ref"):
-        return _issue("ref_changed", "recursive reference changed", loc)
     return []  # boolean schemas, "boolean" and "null" instances: nothing more to compare
+
+
+def _marker(schema: Any) -> bool:
+    return isinstance(schema, dict) and "$ref" in schema
 
 
 def _hashable(values: list[Any]) -> set[str]:
@@ -340,15 +349,7 @@ def _object(reader: dict[str, Any], writer: dict[str, Any], loc: Loc) -> list[In
     only_writer = sorted(set(w_props) - set(r_props))
     only_reader = sorted(set(r_props) - set(w_props))
     for name in sorted(set(r_props) & set(w_props)):
-        r, w = r_props[name], w_props[name]
-        became_required = isinstance(r, dict) and r.get("required") is True
-        if became_required and not (isinstance(w, dict) and w.get("required") is True):
-            out += _issue(
-                "required_attribute_added",
-                f"Property {name} became required",
-                (*props_loc, name),
-            )
-        out += _check(r, w, (*props_loc, name))
+        out += _check(r_props[name], w_props[name], (*props_loc, name))
     if only_writer and not _open(reader):
         for name in only_writer:
             sub = _schema_for(reader, name)

@@ -52,7 +52,7 @@ def compile_check(schema: ParsedSchema, *, subject: str | None = None) -> Check:
 
         return check_avro
     assert schema.json is not None
-    compiled = compile_validator(schema.canonical)
+    compiled = compile_validator(schema.json.resolved_text)
 
     def check_json(value: Any) -> None:
         try:
@@ -68,7 +68,7 @@ def encode_value(schema: ParsedSchema, value: Any) -> bytes:
     """The payload bytes of a valid ``value``: Avro binary, or compact UTF-8 JSON."""
     if schema.avro is not None:
         out = io.BytesIO()
-        fastavro.schemaless_writer(out, schema.avro.parsed, value)
+        fastavro.schemaless_writer(out, schema.avro.codec, value)
         return out.getvalue()
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
 
@@ -77,8 +77,8 @@ def decode_value(writer: ParsedSchema, payload: bytes, reader: ParsedSchema | No
     """Decode a payload written with ``writer``; Avro resolves it into ``reader`` if given."""
     try:
         if writer.avro is not None:
-            target = reader.avro.parsed if reader is not None and reader.avro is not None else None
-            return fastavro.schemaless_reader(io.BytesIO(payload), writer.avro.parsed, target)
+            target = reader.avro.codec if reader is not None and reader.avro is not None else None
+            return fastavro.schemaless_reader(io.BytesIO(payload), writer.avro.codec, target)
         return json.loads(payload)
     except Exception as exc:  # fastavro and json raise several kinds on bad bytes
         raise DecodeError(f"payload does not decode with its schema: {exc!r}") from None
@@ -125,7 +125,7 @@ def _compile_body(node: Node, memo: dict[int, Check]) -> Check:
         symbols = frozenset(node.symbols)
 
         def check_enum(value: Any) -> None:
-            if value not in symbols or not isinstance(value, str):
+            if not isinstance(value, str) or value not in symbols:
                 raise _Bad(f"{value!r} is not one of the symbols of enum {node.fullname}")
 
         return check_enum
