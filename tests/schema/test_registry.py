@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+import microstatedb as msdb
 from microstatedb.errors import (
     ConfigurationError,
     DeadlineExceeded,
@@ -37,6 +38,7 @@ from microstatedb.schema import (
     RegistryServer,
     Request,
     Response,
+    StoreStorage,
     handle,
     registry_retry,
 )
@@ -349,3 +351,35 @@ def test_server_lifecycle_errors() -> None:
     server.stop()  # stopping twice is harmless
     with pytest.raises(ConfigurationError, match="url"):
         RegistryClient()
+
+
+def test_the_registry_keeps_its_state_in_a_store() -> None:
+    # Two registries over two replicas of the same store: what one registers, the other
+    # serves after the stores synchronise.
+    first, second = msdb.Store("registry-a"), msdb.Store("registry-b")
+    try:
+        writer = EmbeddedRegistry(StoreStorage(first))
+        schema_id = writer.register("orders", V1)
+        writer.register("orders", V2)
+        writer.register("point", {"type": "object"}, "JSON")
+        writer.set_config("FULL", "orders")
+        writer.delete_version("orders", 2)
+        msdb.sync(first, second)
+        reader = EmbeddedRegistry(StoreStorage(second))
+        assert reader.subjects() == ["orders", "point"]
+        assert reader.versions("orders") == [1]
+        assert reader.versions("orders", deleted=True) == [1, 2]
+        assert reader.schema_by_id(schema_id).parsed == V1
+        assert reader.get_config("orders") is Level.FULL
+        assert reader.register("orders", V1) == schema_id  # known: same id, nothing new
+        assert reader.get_version("point").schema_type.value == "JSON"
+        writer.delete_version("orders", 2, permanent=True)
+        writer.delete_config("orders")
+        msdb.sync(first, second)
+        assert reader.versions("orders", deleted=True) == [1]
+        assert reader.get_config("orders", default_to_global=True) is Level.BACKWARD
+        with pytest.raises(SchemaNotFound):
+            reader.schema_by_id(99)
+    finally:
+        first.close()
+        second.close()

@@ -4,8 +4,9 @@ Layering inside the package, from the core outward: ``_types`` (records), ``_avr
 ``_jsonschema`` (parsing and reader/writer rules of each language), ``_compat`` (levels),
 ``_validate`` (compiled validators and codecs), ``_wire`` (Confluent framing), ``_upcast`` and
 ``_negotiate`` (evolution at run time), ``_registry`` (the embedded registry over a storage
-protocol), ``_rest`` (its REST API as a plain function), ``_server`` (that API over aiohttp),
-``_client`` (the REST client) and ``_binding`` (what the store calls on its data path).
+protocol; ``_storestorage`` keeps it in a store), ``_rest`` (its REST API as a plain
+function), ``_server`` (that API over aiohttp), ``_client`` (the REST client) and
+``_binding`` (what the store calls on its data path).
 """
 
 from microstatedb.schema._binding import Decoded, SchemaBinding, SchemaSource
@@ -30,6 +31,7 @@ from microstatedb.schema._registry import (
 )
 from microstatedb.schema._rest import handle
 from microstatedb.schema._server import RegistryServer, make_app
+from microstatedb.schema._storestorage import StoreStorage
 from microstatedb.schema._types import (
     CompatibilityResult,
     Incompatibility,
@@ -64,6 +66,7 @@ __all__ = [
     "SchemaRecord",
     "SchemaSource",
     "SchemaType",
+    "StoreStorage",
     "Transport",
     "Upcasters",
     "VersionNegotiator",
