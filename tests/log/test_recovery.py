@@ -32,11 +32,12 @@ def test_torn_final_frame_is_cut_and_reported(tmp_path: Path) -> None:
         last.write_bytes(data)
 
 
-@given(st.integers(1, 40), st.binary(min_size=1, max_size=60))
-def test_any_torn_tail_keeps_every_complete_frame(cut: int, junk: bytes) -> None:
+@settings(max_examples=30)
+@given(st.integers(1, 40), st.integers(1, 30))
+def test_any_torn_tail_keeps_every_complete_frame(cut: int, n: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp)
-        events = fill(path, 20)
+        events = fill(path, n)
         last = segment_files(path)[-1]
         data = last.read_bytes()
         start, end = frame_spans(data)[-1]

@@ -87,7 +87,7 @@ def test_damage_found_after_opening_is_reported_too(tmp_path: Path) -> None:
     log.close()
 
 
-@settings(max_examples=60)
+@settings(max_examples=30)
 @given(which=st.integers(0, 1), offset=st.integers(0, 10_000), mask=st.integers(1, 255))
 def test_flipped_snapshot_bytes_never_give_wrong_state(which: int, offset: int, mask: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:

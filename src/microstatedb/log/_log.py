@@ -335,18 +335,31 @@ class EventLog:
             return
         try:
             seg = self._segments[-1]
+            limit = self._segment_bytes
+            size, count, origins = seg.size, seg.count, seg.origins
             chunk: list[bytes] = []
-            for frame, origin, seq in items:
-                if seg.count and seg.size + len(frame) > self._segment_bytes:
+            for frame, origin, seq in items:  # the per-event loop: kept free of calls
+                n = len(frame)
+                if count and size + n > limit:
                     self._write_out(chunk)
+                    seg.size = seg.disk_bytes = size
+                    seg.count = count
                     chunk = []
                     seg = self._roll()
+                    size, count, origins = seg.size, seg.count, seg.origins
                 chunk.append(frame)
-                seg.size += len(frame)
-                seg.count += 1
-                seg.note(origin, seq)
+                size += n
+                count += 1
+                span = origins.get(origin)
+                if span is None:
+                    origins[origin] = (seq, seq)
+                elif seq > span[1]:
+                    origins[origin] = (span[0], seq)
+                elif seq < span[0]:
+                    origins[origin] = (seq, span[1])
             self._write_out(chunk)
-            seg.disk_bytes = seg.size
+            seg.size = seg.disk_bytes = size
+            seg.count = count
         except OSError as exc:
             self._failed = exc
             raise os_error(f"writing the log segment in {self._dir}", exc) from exc
@@ -398,8 +411,8 @@ class EventLog:
         write_atomic(target, packed)
         seg.path = target
         seg.disk_bytes = len(packed)
+        # If this unlink is lost in a crash, opening finds both copies and keeps one.
         plain.unlink()
-        fsync_dir(self._dir)
 
     def _commit(self, upto: int) -> None:
         """Return once positions below ``upto`` are written and fsynced (group commit).

@@ -161,13 +161,14 @@ class EventStoreContract:
             list(store.read())
 
     def test_random_batches_behave_like_a_list_of_unique_dots(self) -> None:
-        from hypothesis import given
+        from hypothesis import given, settings
         from hypothesis import strategies as st
 
         batch = st.lists(
             st.tuples(st.sampled_from("abc"), st.integers(1, 6), st.integers(0, 1)), max_size=6
         )
 
+        @settings(max_examples=50)
         @given(st.lists(batch, max_size=6))
         def run(batches: list[list[tuple[str, int, int]]]) -> None:
             store = self._fresh()
