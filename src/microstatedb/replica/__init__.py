@@ -2,14 +2,35 @@
 
 from microstatedb.replica._batch import Batch, decode_batch, encode_batch
 from microstatedb.replica._consistency import Consistency
+from microstatedb.replica._delta import Delta, causal_stability, compact_stable, delta_since
+from microstatedb.replica._merkle import (
+    BUCKETS,
+    SummaryCache,
+    VVSummary,
+    bucket_of,
+    entries_in,
+    patch,
+    summarize,
+)
 from microstatedb.replica._store import Store, StoreStats, sync
 
 __all__ = [
+    "BUCKETS",
     "Batch",
     "Consistency",
+    "Delta",
     "Store",
     "StoreStats",
+    "SummaryCache",
+    "VVSummary",
+    "bucket_of",
+    "causal_stability",
+    "compact_stable",
     "decode_batch",
+    "delta_since",
     "encode_batch",
+    "entries_in",
+    "patch",
+    "summarize",
     "sync",
 ]
