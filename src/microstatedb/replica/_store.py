@@ -476,7 +476,7 @@ class Store:
         for origin, n in vv.items():
             if n > self._vv.get(origin, 0):
                 self._vv[origin] = n
-                self._deps[origin] = n
+                self._note_dep(origin, n)
                 if self.keeps_log:
                     # These events never entered our log: peers below them get state.
                     self._floor[origin] = n
@@ -540,7 +540,7 @@ class Store:
             if replay:
                 self._deps = {}
         else:
-            self._deps[origin] = ev.seq
+            self._note_dep(origin, ev.seq)
         if replay:
             return
         if self.keeps_log:
@@ -550,6 +550,14 @@ class Store:
         self._since_snapshot += 1
         if self._since_snapshot >= self._snapshot_every:
             self.snapshot()
+
+    def _note_dep(self, origin: str, seq: int) -> None:
+        # The write path hands its (possibly empty) context dict to the event it logs and
+        # replaces it only when non-empty, so an empty one may be a logged event's deps:
+        # growing it in place would rewrite that event's causal context.
+        if not self._deps:
+            self._deps = {}
+        self._deps[origin] = seq
 
     def missing(self) -> dict[str, tuple[int, int]]:
         """Gaps the causal buffer waits on: ``{origin: (first missing seq, last buffered)}``."""
