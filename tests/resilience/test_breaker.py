@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import threading
 import tracemalloc
 
 import pytest
@@ -503,7 +504,8 @@ async def test_acquire_yields_while_half_open_places_are_busy() -> None:
     held: list[Permit] = []
 
     async def fake_sleep(seconds: float) -> None:
-        assert seconds == 0.0
+        assert seconds == 0.01  # a short poll: nobody can say when a probe ends
+        clock.advance(seconds)
         held.pop().success()  # meanwhile, a probe finishes
 
     cb = make(clock, sleep=fake_sleep, permitted_calls_in_half_open=1)
@@ -590,3 +592,32 @@ def test_real_clock_by_default() -> None:
     assert cb.call(lambda: "ok") == "ok"
     assert cb.state is State.CLOSED
     assert cb.clock.monotonic() > 0
+
+
+def test_threads_hammering_one_breaker_leave_a_consistent_window() -> None:
+    cb = CircuitBreaker("shared", sliding_window_size=50, minimum_calls=50)
+    go = threading.Barrier(4)
+
+    def worker(seed: int) -> None:
+        go.wait()
+        for i in range(3_000):
+            permit = cb.try_acquire()
+            assert permit
+            if (i + seed) % 7 == 0:
+                permit.failure()
+            else:
+                permit.success()
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30.0)
+    m = cb.metrics()
+    assert m.state is State.CLOSED  # about 14 % failures: below the threshold
+    assert 0 <= m.failures <= m.calls <= 50
+    assert m.successes_total + m.failures_total <= 12_000
+    for _ in range(50):  # one full turn alone: the totals are exact again
+        succeed(cb, 1)
+    m = cb.metrics()
+    assert (m.calls, m.failures) == (50, 0)

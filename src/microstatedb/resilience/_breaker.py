@@ -40,6 +40,8 @@ _FORCED_OPEN = State.FORCED_OPEN
 _METRICS_ONLY = State.METRICS_ONLY
 _PERMIT_ALL = frozenset({_CLOSED, _DISABLED, _METRICS_ONLY})
 _INF = float("inf")
+_EMPTY_OR_SUCCESS = (0, 4)  # count-window slots a plain success may overwrite in place
+_HALF_OPEN_POLL = 0.01  # seconds between looks for a free half-open place in acquire()
 
 
 class Permit:
@@ -72,6 +74,7 @@ class Permit:
                 and window is not None
                 and not window.failures
                 and not window.slow
+                and window._ring[window._pos] in _EMPTY_OR_SUCCESS
             ):
                 self._done = True
                 ring = window._ring
@@ -461,8 +464,8 @@ class CircuitBreaker:
             left = deadline - self._mono()
             if permit.retry_after > left or (permit.retry_after <= 0 and left <= 0):
                 raise permit.error()
-            # A zero retry-after (half-open slots busy) still yields, so probes can finish.
-            await self._sleep(permit.retry_after)
+            # A zero retry-after means the half-open places are busy: poll briefly for one.
+            await self._sleep(permit.retry_after or min(left, _HALF_OPEN_POLL))
 
     # ------------------------------------------------------------------ use
 
@@ -623,6 +626,7 @@ class CircuitBreaker:
                         window.record(failed, slow, now)
                         if (
                             state is _CLOSED
+                            and (window.failures or window.slow)
                             and window.calls >= self._min_calls
                             and self._exceeded(window.calls, window.failures, window.slow)
                         ):

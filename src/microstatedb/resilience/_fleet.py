@@ -419,6 +419,7 @@ class _FleetLink:
         self.downstream = member.downstream or breaker.name
         self._wall = breaker.clock.now
         self._bucket = -1
+        self._bucket_start = self._bucket_end = 0.0  # wall bounds of the pending bucket
         self._calls = self._failures = self._slow = 0
 
     def bucket_of(self, wall: float) -> int:
@@ -426,10 +427,12 @@ class _FleetLink:
 
     # Called with the breaker's lock held: only plain counters and the view's own lock.
     def note(self, failed: bool, slow: bool) -> None:
-        bucket = self.bucket_of(self._wall())
-        if bucket != self._bucket:
+        wall = self._wall()
+        if not self._bucket_start <= wall < self._bucket_end:
             self._flush_locked()
-            self._bucket = bucket
+            self._bucket = self.bucket_of(wall)
+            self._bucket_start = self._bucket * self.member.bucket_seconds
+            self._bucket_end = self._bucket_start + self.member.bucket_seconds
         self._calls += 1
         self._failures += failed
         self._slow += slow
