@@ -369,7 +369,7 @@ class Store:
         # Events covered by the PREVIOUS snapshot leave memory (or go to the archive), so the
         # log keeps between one and two snapshot intervals of history for cheap catch-up.
         previous, self._last_snapshot = self._last_snapshot, (position, dict(self._vv))
-        if previous is not None and self.keeps_log and (self.path is None or self._archive):
+        if previous is not None and self.keeps_log and (self.path is None or self._archive is not None):
             upto, covered = previous
             if upto > self._log.first_position:
                 for origin, n in covered.items():
