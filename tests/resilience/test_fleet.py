@@ -527,3 +527,34 @@ def test_the_fleet_trips_exactly_when_the_quorum_is_reached(quorum: int, observe
             permit.failure()
     tripped = fleet.view.state("payments").is_open
     assert tripped == (observers >= quorum)
+
+
+def test_a_fleet_probe_stuck_past_max_wait_reopens_the_fleet() -> None:
+    fleet = Fleet("a", "b")
+    fleet.breakers = {
+        name: CircuitBreaker(
+            "payments",
+            sliding_window_size=10,
+            minimum_calls=4,
+            wait_in_open=30.0,
+            permitted_calls_in_half_open=1,
+            max_wait_in_half_open=3.0,
+            clock=fleet.clock,
+            fleet=FleetMember(fleet.view, name, quorum=2, sync_interval=0.0, lease_ttl=60.0),
+        )
+        for name in "ab"
+    }
+    fail(fleet["a"], 2)
+    fail(fleet["b"], 2)
+    fleet.clock.advance(30.0)
+    stuck = fleet["a"].try_acquire()  # a probes, and the probe never reports
+    assert stuck
+    fleet.clock.advance(3.0)
+    refused = fleet["a"].try_acquire()
+    assert not refused
+    assert fleet["a"].state is State.OPEN
+    trip = fleet.view.state("payments").trip
+    assert trip is not None
+    assert (trip.by, trip.opened_at) == ("a", fleet.clock.now())  # a new trip for the fleet
+    assert fleet.view.lease("payments").holder == ""  # and the lease went back at once
+    assert not fleet["b"].try_acquire()

@@ -445,7 +445,11 @@ class CircuitBreaker:
         elif state is _HALF_OPEN:
             limit = self.max_wait_in_half_open
             if limit and now >= self._half_open_since + limit:
+                probe = self._fleet_probe
                 self._transition(_OPEN, now)
+                if probe and self._link is not None:
+                    # A fleet probe that never reported counts as a failed one for the fleet.
+                    self._link.probe_finished(closed=False)
         elif state is _FORCED_OPEN and now >= self._forced_until:
             self._fleet_forced = False
             self._transition(_CLOSED, now)
