@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -83,27 +84,43 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def test_registry_serve_answers_the_rest_api(capsys: pytest.CaptureFixture[str]) -> None:
+def serve_and_drive(args: list[str], port: int, drive: Callable[[RegistryClient], None]) -> int:
     # The command runs in this (main) thread, as from a shell; a helper thread talks to it
     # over HTTP and then stops it with SIGTERM, which the command handles to exit cleanly.
-    port = free_port()
-    seen: dict[str, object] = {}
-
-    def drive() -> None:
+    def helper_body() -> None:
         client = RegistryClient(
             f"http://127.0.0.1:{port}",
             retry=registry_retry(max_attempts=200, base_delay=0.01, max_delay=0.02),
         )
         try:
-            seen["level"] = client.get_config().value
-            seen["id"] = client.register("s", V1)
+            drive(client)
         finally:
             os.kill(os.getpid(), signal.SIGTERM)
 
-    helper = threading.Thread(target=drive)
+    helper = threading.Thread(target=helper_body)
     helper.start()
-    code = main(["registry", "serve", "--port", str(port), "--level", "FULL"])
+    code = main(["registry", "serve", "--port", str(port), *args])
     helper.join()
-    assert code == 0
+    return code
+
+
+def test_registry_serve_answers_the_rest_api(capsys: pytest.CaptureFixture[str]) -> None:
+    port = free_port()
+    seen: dict[str, object] = {}
+
+    def drive(client: RegistryClient) -> None:
+        seen["level"] = client.get_config().value
+        seen["id"] = client.register("s", V1)
+
+    assert serve_and_drive(["--level", "FULL"], port, drive) == 0
     assert seen == {"level": "FULL", "id": 1}
     assert f"serving on http://127.0.0.1:{port}" in capsys.readouterr().out
+
+
+def test_registry_serve_keeps_schemas_in_a_durable_store(tmp_path: Path) -> None:
+    data = str(tmp_path / "registry")
+    seen: list[object] = []
+    first, second = free_port(), free_port()
+    assert serve_and_drive(["--data", data], first, lambda c: seen.append(c.register("s", V1))) == 0
+    assert serve_and_drive(["--data", data], second, lambda c: seen.append(c.versions("s"))) == 0
+    assert seen == [1, [1]]

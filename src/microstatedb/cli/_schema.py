@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from microstatedb.errors import ConfigurationError, InvalidSchema
-from microstatedb.schema import EmbeddedRegistry, Level, check_compatibility
+from microstatedb.replica import Store
+from microstatedb.schema import EmbeddedRegistry, Level, StoreStorage, check_compatibility
 from microstatedb.schema._server import serve
 
 
@@ -39,6 +40,9 @@ def register(subparsers: Any) -> None:
     serve_cmd.add_argument("--host", default="127.0.0.1")
     serve_cmd.add_argument("--port", type=int, default=8081)
     serve_cmd.add_argument("--level", default="BACKWARD", help="the global compatibility level")
+    serve_cmd.add_argument(
+        "--data", default=None, help="folder of a durable store for the schemas (default: memory)"
+    )
     serve_cmd.set_defaults(run=run_serve)
 
 
@@ -78,7 +82,12 @@ def _announce(url: str) -> None:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    registry = EmbeddedRegistry(default_level=args.level)
+    store = None
+    if args.data is not None:
+        store = Store("schema-registry", path=args.data, durability="always")
+        registry = EmbeddedRegistry(StoreStorage(store), default_level=args.level)
+    else:
+        registry = EmbeddedRegistry(default_level=args.level)
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -87,5 +96,9 @@ def run_serve(args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, stop.set)
         await serve(registry, args.host, args.port, stop, _announce)
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    finally:
+        if store is not None:
+            store.close()
     return 0
