@@ -357,6 +357,10 @@ class InMemoryFleet:
                         dst.overrides[key] = o
 
 
+if TYPE_CHECKING:
+    _conforms: FleetView = InMemoryFleet()  # mypy checks the protocol here, at no run cost
+
+
 class FleetMember:
     """How one breaker takes part in a fleet: pass it as ``CircuitBreaker(..., fleet=...)``.
 
