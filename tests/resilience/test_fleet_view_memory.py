@@ -10,4 +10,3 @@ from .fleet_contract import FleetViewContract
 class TestInMemoryFleet(FleetViewContract):
     def make_view(self) -> FleetView:
         return InMemoryFleet()
-
