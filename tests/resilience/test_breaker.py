@@ -621,3 +621,14 @@ def test_threads_hammering_one_breaker_leave_a_consistent_window() -> None:
         succeed(cb, 1)
     m = cb.metrics()
     assert (m.calls, m.failures) == (50, 0)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), -1.0, float("inf"), "30", True])
+def test_an_interval_function_returning_nonsense_is_refused(bad: object) -> None:
+    cb = make(ManualClock(), wait_in_open=lambda attempt: bad)
+    fail(cb, 3)
+    permit = cb.try_acquire()
+    assert permit
+    with pytest.raises(errors.ConfigurationError):
+        permit.failure()  # the fourth failure would open the breaker
+    assert cb.state is State.CLOSED  # nothing moved

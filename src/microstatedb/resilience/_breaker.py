@@ -669,16 +669,27 @@ class CircuitBreaker:
 
     # ------------------------------------------------------------------ transitions
 
+    def _wait_in_open(self, opening: int) -> float:
+        """Seconds to stay OPEN after opening number ``opening``, from the interval function."""
+        wait = self._interval(opening)
+        if isinstance(wait, bool) or not isinstance(wait, int | float) or not 0 <= wait < _INF:
+            raise ConfigurationError(
+                f"breaker {self.name!r}: wait_in_open returned {wait!r} for opening {opening}; "
+                "it must return a finite number of seconds >= 0"
+            )
+        return float(wait)
+
     def _transition(self, to: State, now: float, *, until: float | None = None) -> None:
         """Enter ``to``; the caller holds the lock. ``until`` overrides the computed timer."""
+        if to is _OPEN and until is None:
+            until = now + self._wait_in_open(self._openings + 1)  # may raise: nothing moved yet
         previous = self._state
         self._gen += 1
         self._transitions += 1
         self._fleet_probe = False
         if to is _OPEN:
             self._openings += 1
-            if until is None:
-                until = now + max(float(self._interval(self._openings)), 0.0)
+            assert until is not None
             self._open_until = until
         elif to is _HALF_OPEN:
             self._half_open_since = now

@@ -546,7 +546,7 @@ class _FleetLink:
             and observers >= member.quorum
             and b._exceeded(total.calls, total.failures, total.slow)
         ):
-            wait = max(float(b._interval(b._openings + 1)), 0.0)
+            wait = b._wait_in_open(b._openings + 1)
             view.record_trip(ds, Trip(wall, wall + wait, member.instance))
             self._impose_open(mono, mono + wait)
 
