@@ -49,7 +49,7 @@ def test_backward_refuses_a_new_field_without_default() -> None:
     assert message.location == "/fields/2"
     assert message.version == 2
     assert message.direction == "backward"
-    assert "old #2" in str(message)
+    assert str(message) == "[old #2 backward] /fields/2: note"
 
 
 def test_forward_is_the_other_direction() -> None:

@@ -87,10 +87,10 @@ class Incompatibility(NamedTuple):
     """``"backward"`` (new reads old) or ``"forward"`` (old reads new), for level checks."""
 
     def __str__(self) -> str:
-        where = self.location
-        if self.version is not None:
-            where = f"old #{self.version} {self.direction or ''}: {where}".replace("  ", " ")
-        return f"{where}: {self.message}"
+        context = [f"old #{self.version}"] if self.version is not None else []
+        context += [self.direction] if self.direction is not None else []
+        prefix = f"[{' '.join(context)}] " if context else ""
+        return f"{prefix}{self.location}: {self.message}"
 
 
 @dataclass(frozen=True)
