@@ -27,6 +27,7 @@ boundary needs one ``except``. Each message says the likely cause and what to do
     ├── RetriesExhausted          a retry policy gave up (the last error is chained)
     ├── AuthenticationError       a peer message failed authentication and was refused
     ├── UnknownNode               a message names a node that is not a member
+    ├── Indeterminate             a request was sent but its outcome is unknown (it may apply)
     └── RegistryError             the schema registry answered with an error
         ├── SubjectNotFound
         └── SchemaNotFound
@@ -185,6 +186,14 @@ class InvalidSchema(DecodeError):
     """A schema document is not valid Avro or JSON Schema; the message names the problem."""
 
 
+class Indeterminate(MicroStateError):
+    """A request was sent but its outcome is unknown: it may have taken effect, or may later.
+
+    Unlike ``Unavailable`` (refused before sending, safe to retry), a blind retry may apply the
+    change twice; read the key, or retry only an idempotent change (a compare-and-set).
+    """
+
+
 __all__ = [
     "AuthenticationError",
     "BulkheadFull",
@@ -196,6 +205,7 @@ __all__ = [
     "DeadlineExceeded",
     "DecodeError",
     "IncompatibleSchema",
+    "Indeterminate",
     "IntegrityError",
     "InvalidOperation",
     "InvalidSchema",
