@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 import tempfile
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from microstatedb.codec import digest_of
 from microstatedb.errors import ConfigurationError, InvalidOperation, StoreClosed
 from microstatedb.log import EventLog, FolderEventStore, MemoryEventStore
 
@@ -204,3 +206,36 @@ def test_reopen_after_release_survives_a_crash_between_archive_and_delete(
         assert log.release(30, archive) == gone  # archived again: an idempotent no-op
     assert list(archive.read()) == events[:gone]
     archive.close()
+
+
+def _rename_to_content(path: Path, data: bytes) -> Path:
+    ident = digest_of(data[:-32]).hex()
+    target = path.with_name(f"{9:012d}-{ident}.snap")
+    path.unlink()
+    target.write_bytes(data)
+    return target
+
+
+@pytest.mark.parametrize("damage", ["renamed", "magic", "meta", "short"])
+def test_snapshot_files_that_are_not_snapshots_are_skipped(tmp_path: Path, damage: str) -> None:
+    with EventLog(tmp_path) as log:
+        log.append(ev("a", 1))
+        log.write_snapshot(b"good", {"a": 1}, 1)
+    [path] = _snap_files(tmp_path)
+    data = path.read_bytes()
+    if damage == "renamed":
+        target = path.with_name(f"{2:012d}-{'0' * 64}.snap")
+        path.rename(target)
+        path = target
+    elif damage in ("magic", "meta"):
+        body = (
+            b"XXXX" + data[4:-32]
+            if damage == "magic"
+            else struct.pack(">4sBI", b"MSDS", 1, 1) + b"\xc1" + b"state"
+        )
+        path = _rename_to_content(path, body + digest_of(body))
+    else:
+        path.write_bytes(b"tiny")
+    with EventLog(tmp_path) as log:
+        assert log.recovery.damaged_snapshots == (str(path),)
+        assert log.latest_snapshot() is None

@@ -61,7 +61,7 @@ def test_folder_store_refuses_a_second_opener(tmp_path: Path) -> None:
     store.close()
 
 
-@pytest.mark.parametrize("where", ["header", "body", "missing"])
+@pytest.mark.parametrize("where", ["header", "body", "missing", "short", "magic"])
 def test_folder_store_detects_damage(tmp_path: Path, where: str) -> None:
     store = FolderEventStore(tmp_path)
     store.append([ev("a", 1), ev("a", 2)])
@@ -75,9 +75,14 @@ def test_folder_store_detects_damage(tmp_path: Path, where: str) -> None:
         assert info.value.path == str(files[1])
         return
     data = bytearray(files[0].read_bytes())
-    data[5 if where == "header" else len(data) - 20] ^= 0x40
+    if where == "short":
+        data = data[:5]
+    elif where == "magic":
+        data[0] ^= 0x40
+    else:
+        data[5 if where == "header" else len(data) - 20] ^= 0x40
     files[0].write_bytes(bytes(data))
-    if where == "header":
+    if where != "body":
         with pytest.raises(CorruptData) as info:
             FolderEventStore(tmp_path)
     else:

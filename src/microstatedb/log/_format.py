@@ -157,7 +157,7 @@ class Salvaged:
     data: bytes
     """The bytes decompressed before the damage stopped the decoder."""
     size: int
-    """The segment's plain size as its zstd header declares it (len(data) if unknown)."""
+    """The segment's plain size as its zstd header declares it (an estimate if unreadable)."""
 
 
 def salvage_zstd(data: bytes) -> Salvaged:
@@ -176,5 +176,10 @@ def salvage_zstd(data: bytes) -> Salvaged:
             out += chunk
     except zstandard.ZstdError:
         pass
-    size = declared if 0 <= declared <= MAX_BODY * 4 else len(out)
-    return Salvaged(bytes(out), max(size, len(out)))
+    if 0 <= declared <= MAX_BODY * 4:
+        size = max(declared, len(out))
+    else:
+        # The header that declares the size is damaged: count the compressed bytes as well,
+        # an estimate, so that a loss is never reported as zero.
+        size = len(out) + len(data)
+    return Salvaged(bytes(out), size)

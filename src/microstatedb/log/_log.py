@@ -194,6 +194,7 @@ class EventLog:
         self._closed = False
         self.recovery = RecoveryReport()
         self._snap_position = -1  # position of the newest snapshot written or found
+        self._failed: BaseException | None = None
         # in memory
         self._events: list[Event] = []
         self._base = 0
@@ -208,7 +209,6 @@ class EventLog:
         self._cv = threading.Condition(threading.Lock())
         self._release_lock = threading.Lock()
         self._syncing = False
-        self._failed: BaseException | None = None
         self._pending: list[tuple[bytes, str, int]] = []
         self._pending_bytes = 0
         self._segments: list[_Segment] = []
@@ -545,21 +545,20 @@ class EventLog:
                 yield _decode(body, path, offset)
 
     def _load(self, seg: _Segment, first: int) -> tuple[bytes, Path]:
-        for _ in range(3):
-            path = seg.path
-            try:
-                raw = path.read_bytes()
-            except FileNotFoundError:
-                if self._dir is not None and first < self.first_position:
-                    raise InvalidOperation(
-                        f"the segment from position {first} was released while being read; "
-                        "use the latest snapshot"
-                    ) from None
-                continue  # sealed meanwhile: seg.path now names the compressed file
-            except OSError as exc:
-                raise os_error(f"reading {path}", exc) from exc
-            return (decompress(raw, str(path)) if path.suffix == ".zst" else raw), path
-        raise OperationalError(f"segment from position {first} vanished while being read")
+        path = seg.path
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            if seg.path != path:
+                # sealed meanwhile: the compressed copy was in place before the plain one went
+                return self._load(seg, first)
+            raise InvalidOperation(
+                f"the segment from position {first} was released while being read; "
+                "use the latest snapshot"
+            ) from None
+        except OSError as exc:
+            raise os_error(f"reading {path}", exc) from exc
+        return (decompress(raw, str(path)) if path.suffix == ".zst" else raw), path
 
     # ----------------------------------------------------------------- snapshots
 

@@ -1,0 +1,136 @@
+"""Faults from below: failing fsyncs and writes, unreadable files, readers racing housekeeping."""
+
+from __future__ import annotations
+
+import errno
+import gc
+from pathlib import Path
+
+import pytest
+
+from microstatedb.errors import InvalidOperation, OperationalError
+from microstatedb.log import EventLog, _log
+
+from .helpers import ev, fill, segment_files
+
+
+def _failing_fsync(fd: int) -> None:
+    raise OSError(errno.EIO, "simulated I/O error")
+
+
+def test_a_failed_fsync_fails_the_append_and_the_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = EventLog(tmp_path, durability="always")
+    log.append(ev("a", 1))
+    monkeypatch.setattr(_log, "_fsync", _failing_fsync)
+    with pytest.raises(OperationalError, match="fsync"):
+        log.append(ev("a", 2))
+    # the log cannot tell what reached the disk: it refuses work until reopened
+    with pytest.raises(OperationalError, match="reopen"):
+        log.append(ev("a", 3))
+    with pytest.raises(OperationalError):
+        log.flush()
+    monkeypatch.undo()
+    log.close()
+    with EventLog(tmp_path) as again:
+        assert [e.dot for e in again.read()][:1] == [("a", 1)]
+
+
+def test_a_failed_write_fails_the_flush(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    log = EventLog(tmp_path, durability="none")
+    log.append(ev("a", 1))
+
+    def no_space(self: EventLog, chunk: list[bytes]) -> None:
+        raise OSError(errno.ENOSPC, "no space left on device")
+
+    monkeypatch.setattr(EventLog, "_write_out", no_space)
+    with pytest.raises(OperationalError, match="no space"):
+        log.flush()
+    with pytest.raises(OperationalError):
+        log.append(ev("a", 2))
+    monkeypatch.undo()
+    log.close()
+
+
+def test_a_failed_background_commit_is_reported_to_the_next_append(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = EventLog(tmp_path, durability="batch", batch_interval=0.001)
+    monkeypatch.setattr(_log, "_fsync", _failing_fsync)
+    log.append(ev("a", 1))
+    assert log._thread is not None
+    log._thread.join(timeout=10)
+    assert not log._thread.is_alive()
+    with pytest.raises(OperationalError):
+        log.append(ev("a", 2))
+    monkeypatch.undo()
+    log.close()
+
+
+def test_batch_applies_back_pressure_when_too_much_is_pending(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_log, "_BATCH_BUFFER", 200)
+    with EventLog(tmp_path, durability="batch", batch_interval=3600) as log:
+        start = log.stats().fsyncs
+        for i in range(1, 11):
+            log.append(ev("a", i))
+        assert log.stats().fsyncs > start  # appends committed themselves, not the thread
+
+
+def test_the_commit_thread_ends_with_an_unreferenced_log(tmp_path: Path) -> None:
+    log = EventLog(tmp_path, durability="batch", batch_interval=0.001)
+    thread = log._thread
+    assert thread is not None
+    log._folder_lock.release()
+    del log
+    gc.collect()
+    thread.join(timeout=10)
+    assert not thread.is_alive()
+
+
+def test_unusable_paths_are_operational_errors(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(OperationalError):
+        EventLog(tmp_path / "file" / "log")
+    (tmp_path / "log").mkdir()
+    (tmp_path / "log" / f"{0:020d}.seg").mkdir()
+    with pytest.raises(OperationalError):
+        EventLog(tmp_path / "log")
+    EventLog(tmp_path / "log2").close()  # the lock of a failed open is released
+
+
+def test_a_reader_follows_a_segment_sealed_under_it(tmp_path: Path) -> None:
+    with EventLog(tmp_path, durability="none", segment_bytes=1024) as log:
+        log.append_many([ev("a", i) for i in range(1, 6)])
+        reader = log.read(0)  # planned while the first segment is plain and active
+        log.append_many([ev("a", i) for i in range(6, 80)])
+        log.flush()
+        assert segment_files(tmp_path)[0].suffix == ".zst"
+        assert [e.seq for e in reader] == [1, 2, 3, 4, 5]
+
+
+def test_a_memory_reader_is_told_when_positions_leave(tmp_path: Path) -> None:
+    log = EventLog(None)
+    log.append_many([ev("a", i) for i in range(1, 11)])
+    reader = log.read(0)
+    assert next(reader).seq == 1
+    log.write_snapshot(b"s", {"a": 10}, 10)
+    log.release(10)
+    with pytest.raises(InvalidOperation):
+        next(reader)
+
+
+def test_flush_in_memory_is_a_no_op() -> None:
+    log = EventLog(None)
+    log.flush()
+    assert log.stats().fsyncs == 0
+
+
+def test_leftover_files_do_not_confuse_opening(tmp_path: Path) -> None:
+    events = fill(tmp_path, 30)
+    (tmp_path / "notes.txt").write_text("hello")
+    (tmp_path / "abc.seg").write_text("not a segment name")
+    with EventLog(tmp_path) as log:
+        assert list(log.read()) == events
