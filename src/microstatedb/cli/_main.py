@@ -17,6 +17,8 @@ from microstatedb.errors import MicroStateError
 COMMANDS: tuple[str, ...] = (
     "microstatedb.cli._demo",
     "microstatedb.cli._schema",
+    "microstatedb.cli._serve",
+    "microstatedb.cli._simulate",
 )
 
 

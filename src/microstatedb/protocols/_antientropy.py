@@ -196,7 +196,6 @@ class AntiEntropy:
         missing = self.store.missing()
         if missing and sender not in self._inflight and self._new_gap(now, missing):
             self._gaps += 1
-            self._inflight[sender] = now
             return [self._send(sender, Summary(self._summary.get(vv)))]
         if isinstance(msg, DeltaMessage) and msg.more:
             return [self._request(sender, now, msg.buckets, vv, both=False)]
@@ -238,7 +237,9 @@ class AntiEntropy:
         if delta.events or delta.states:
             self._events_sent += delta.events
             out.append(self._send(sender, DeltaMessage(delta.data, msg.buckets, delta.more)))
-        if msg.both and any(n > vv.get(o, 0) for o, n in msg.entries.items()):
+        lacking = any(n > vv.get(o, 0) for o, n in msg.entries.items())
+        # one pull per peer at a time: a second one would fetch the same events twice
+        if msg.both and lacking and sender not in self._inflight:
             out.append(self._request(sender, now, msg.buckets, vv, both=False))
         elif not msg.both:
             self._inflight.pop(sender, None)

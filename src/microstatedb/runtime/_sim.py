@@ -166,7 +166,7 @@ class Simulation:
         while self.now - start < timeout:
             self._run_until(self.now + check_every)
             if self.converged():
-                result = self.now - start
+                result = round(self.now - start, 6)
                 break
         self._wall += time.perf_counter() - start_wall
         self._converged_after = result
