@@ -180,3 +180,13 @@ def test_rolling_upgrade_converges(writes: list[tuple[bool, int, int]]) -> None:
     finally:
         old.close()
         new.close()
+
+
+def test_key_prefixes_bind_to_subjects() -> None:
+    registry, _ = setup()
+    binding = SchemaBinding(registry)
+    binding.bind("order:", "orders")
+    binding.bind("order:archive:", "orders-archive")
+    assert binding.subject_for("order:42") == "orders"
+    assert binding.subject_for("order:archive:7") == "orders-archive"
+    assert binding.subject_for("user:1") is None

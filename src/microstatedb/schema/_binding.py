@@ -70,6 +70,19 @@ class SchemaBinding:
         self._pinned: dict[str, int] = {}
         self._parsed: dict[int, ParsedSchema] = {}
         self._id_versions: dict[tuple[str, int], int] = {}
+        self._prefixes: dict[str, str] = {}
+
+    def bind(self, prefix: str, subject: str) -> None:
+        """Values written under keys starting with ``prefix`` follow ``subject``'s schema."""
+        self._prefixes[prefix] = subject
+
+    def subject_for(self, key: str) -> str | None:
+        """The subject bound to the longest prefix of ``key``, or None if none is bound."""
+        best: str | None = None
+        for prefix in self._prefixes:
+            if key.startswith(prefix) and (best is None or len(prefix) > len(best)):
+                best = prefix
+        return None if best is None else self._prefixes[best]
 
     def pin(self, subject: str, version: int | None) -> None:
         """Write ``subject`` with this version (None: follow the latest again)."""
