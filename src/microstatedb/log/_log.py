@@ -717,10 +717,11 @@ class EventLog:
 
     def close(self) -> None:
         """Flush and release the folder. Closing twice is harmless."""
-        if self._dir is None:
+        with self._lock:  # appends racing with close either land before the flush or fail
+            if self._closed:
+                return
             self._closed = True
-            return
-        if self._closed:
+        if self._dir is None:
             return
         if self._thread is not None:
             self._wake.set()
@@ -729,7 +730,6 @@ class EventLog:
             if self._failed is None:
                 self._commit(self._next)
         finally:
-            self._closed = True
             with self._io_lock:
                 if self._fd >= 0:
                     os.close(self._fd)
