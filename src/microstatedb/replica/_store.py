@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeVar
 
+from microstatedb import observability as _obs
 from microstatedb.clock import HLC, Clock, hlc_physical_ms
 from microstatedb.codec import Event, digest_of, packb, unpackb
 from microstatedb.crdt import (
@@ -142,6 +143,7 @@ class Store:
 
     # ----------------------------------------------------------------- opening and closing
 
+    @_obs.traced(_obs.names.SPAN_RECOVERY)
     def _open(self) -> None:
         snap = self._log.latest_snapshot()
         start = self._log.first_position
@@ -154,6 +156,9 @@ class Store:
             self._apply_event(ev, replay=True)
         self._since_snapshot = self._log.next_position - start
         self._note_lost()
+        if _obs.active() or not self._log.recovery.clean:
+            _obs.record_open(self.node_id, self._log.recovery.clean, self._lost_count())
+            self._report()
 
     def _note_lost(self) -> None:
         # Each origin's events are contiguous, so everything between what replay reached and
@@ -347,6 +352,7 @@ class Store:
 
     # ---------------------------------------------------------------------- snapshots
 
+    @_obs.traced(_obs.names.SPAN_SNAPSHOT, _obs.metrics.SNAPSHOT_SECONDS)
     def snapshot(self) -> None:
         """Write a snapshot of the state now; events it covers may then leave memory."""
         self._check_open()
@@ -369,13 +375,18 @@ class Store:
         # Events covered by the PREVIOUS snapshot leave memory (or go to the archive), so the
         # log keeps between one and two snapshot intervals of history for cheap catch-up.
         previous, self._last_snapshot = self._last_snapshot, (position, dict(self._vv))
-        if previous is not None and self.keeps_log and (self.path is None or self._archive is not None):
+        released = 0
+        archive = self._archive
+        if previous is not None and self.keeps_log and (self.path is None or archive is not None):
             upto, covered = previous
             if upto > self._log.first_position:
                 for origin, n in covered.items():
                     if n > self._floor.get(origin, 0):
                         self._floor[origin] = n
-                self._log.release(upto, self._archive)
+                released = self._log.release(upto, archive)
+        if _obs.active():
+            _obs.record_snapshot(self.node_id, released if archive is not None else 0)
+            self._report()
 
     # --------------------------------------------------------------------- replication
 
@@ -411,6 +422,7 @@ class Store:
             ]
         return encode_batch(self.node_id, dict(self._vv), events, states, self._key)
 
+    @_obs.traced(_obs.names.SPAN_APPLY, _obs.metrics.APPLY_SECONDS, _obs.metrics.REFUSED_MESSAGES)
     def apply(self, batch: bytes) -> int:
         """Apply a batch from ``events_since``; returns how many events became visible.
 
@@ -428,6 +440,9 @@ class Store:
             applied += self._receive(ev)
         if self.lost:
             self._recovered()
+        if _obs.active():
+            _obs.record_apply(self.node_id, applied)
+            self._report()
         return applied
 
     def _validate(self, events: list[Event], states: list[tuple[str, str, Any]]) -> None:
@@ -558,6 +573,13 @@ class Store:
         if not self._deps:
             self._deps = {}
         self._deps[origin] = seq
+
+    def _lost_count(self) -> int:
+        return sum(last - first + 1 for first, last in self.lost.values())
+
+    def _report(self) -> None:
+        # Sizes for the metrics, on cold paths only (open, snapshot, remote batches).
+        _obs.record_store(self.node_id, self._log.stats(), self._buffered, self._lost_count())
 
     def missing(self) -> dict[str, tuple[int, int]]:
         """Gaps the causal buffer waits on: ``{origin: (first missing seq, last buffered)}``."""
