@@ -1,7 +1,7 @@
 """One node's store: log plus state plus version vector plus the causal delivery buffer."""
 
 from microstatedb.replica._batch import Batch, decode_batch, encode_batch
-from microstatedb.replica._consistency import Consistency
+from microstatedb.replica._consistency import Consistency, KeyModes
 from microstatedb.replica._delta import Delta, causal_stability, compact_stable, delta_since
 from microstatedb.replica._merkle import (
     BUCKETS,
@@ -12,6 +12,7 @@ from microstatedb.replica._merkle import (
     patch,
     summarize,
 )
+from microstatedb.replica._session import Session, decode_token, encode_token
 from microstatedb.replica._store import Store, StoreStats, sync
 
 __all__ = [
@@ -19,6 +20,8 @@ __all__ = [
     "Batch",
     "Consistency",
     "Delta",
+    "KeyModes",
+    "Session",
     "Store",
     "StoreStats",
     "SummaryCache",
@@ -27,8 +30,10 @@ __all__ = [
     "causal_stability",
     "compact_stable",
     "decode_batch",
+    "decode_token",
     "delta_since",
     "encode_batch",
+    "encode_token",
     "entries_in",
     "patch",
     "summarize",

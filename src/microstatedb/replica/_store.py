@@ -40,6 +40,8 @@ from microstatedb.errors import (
 )
 from microstatedb.log import EventLog, EventStore, RecoveryReport
 from microstatedb.replica._batch import decode_batch, encode_batch
+from microstatedb.replica._consistency import Consistency, KeyModes
+from microstatedb.replica._session import Session
 
 T = TypeVar("T")
 
@@ -88,6 +90,7 @@ class Store:
         buffer_limit: int = 100_000,
         segment_bytes: int = 16 * 2**20,
         key: bytes | None = None,
+        consistency: Mapping[str, Consistency | str] | KeyModes | None = None,
     ) -> None:
         if not isinstance(node_id, str) or not node_id or len(node_id) > 255:
             raise ConfigurationError(
@@ -103,6 +106,8 @@ class Store:
             raise ConfigurationError("key must be 32 bytes (a blake3 MAC key) or None")
         self.node_id = node_id
         self.path = os.fspath(path) if path is not None else None
+        self.modes = consistency if isinstance(consistency, KeyModes) else KeyModes(consistency)
+        """The default consistency per key prefix (a key lives in one mode)."""
         self.durability = durability
         self.keeps_log = log
         self._hlc = HLC(clock, max_drift=max_drift)
@@ -284,6 +289,8 @@ class Store:
         if not isinstance(key, str) or not key:
             raise ConfigurationError(f"keys are non-empty strings, got {key!r}")
         kind: str = cls.kind  # type: ignore[attr-defined]
+        if obj is None and self.modes.configured:
+            self.modes.check(key, strong=False)  # strongly consistent keys have no CRDT
         if obj is not None:
             raise TypeMismatch(
                 f"key {key!r} holds a {obj.kind}, not a {kind}; use store.{obj.kind}({key!r})"
@@ -333,6 +340,20 @@ class Store:
                     self.snapshot()
 
         return emit
+
+    def session(self, token: str | None = None, timeout: float = 0.5, **options: Any) -> Session:
+        """A causal session on this store; ``token=None`` starts a new one.
+
+        Reads and writes through it wait up to ``timeout`` seconds until this store has
+        applied all that the token covers, else raise ``Unavailable``; ``s.token`` is the text
+        to pass on. ``options`` go to ``Session`` (``clock``, ``sleep``, ``poll``).
+        """
+        self._check_open()
+        return Session(self, token, timeout, **options)
+
+    def consistency_of(self, key: str) -> Consistency:
+        """The configured default consistency of ``key`` (by its longest matching prefix)."""
+        return self.modes.level_of(key)
 
     def keys(self) -> list[str]:
         """The keys that hold a CRDT, sorted."""
