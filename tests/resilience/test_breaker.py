@@ -632,3 +632,41 @@ def test_an_interval_function_returning_nonsense_is_refused(bad: object) -> None
     with pytest.raises(errors.ConfigurationError):
         permit.failure()  # the fourth failure would open the breaker
     assert cb.state is State.CLOSED  # nothing moved
+
+
+def test_a_listener_may_call_back_into_the_breaker() -> None:
+    """Listeners run after the breaker's lock is released, so they cannot deadlock it."""
+    clock = ManualClock()
+    cb = make(clock, max_wait_in_half_open=1.0, automatic_transition=True)
+    seen: list[tuple[State | None, State, int]] = []
+
+    def listener(event: BreakerEvent) -> None:
+        if event.kind is EventKind.STATE_TRANSITION:
+            seen.append((event.from_state, cb.state, cb.metrics().transitions_total))
+
+    cb.add_listener(listener)
+    fail(cb, 4)  # CLOSED -> OPEN, decided on the locked path
+    clock.advance(30.0)
+    assert cb.state is State.HALF_OPEN  # automatic, through the state property
+    clock.advance(1.0)
+    assert not cb.try_acquire()  # max wait in HALF_OPEN: OPEN again, in acquire
+    cb.reset()  # an explicit move
+    assert seen == [
+        (State.CLOSED, State.OPEN, 1),
+        (State.OPEN, State.HALF_OPEN, 2),
+        (State.HALF_OPEN, State.OPEN, 3),
+        (State.OPEN, State.CLOSED, 4),
+    ]
+
+
+def test_a_listener_sees_the_lock_free_trip_too() -> None:
+    cb = make(ManualClock())
+    fail(cb, 3)
+    permit = cb.try_acquire()
+    assert permit
+    states: list[State] = []
+    cb.add_listener(lambda e: states.append(cb.state))
+    cb.remove_listener(cb._listeners[0])
+    cb.add_listener(lambda e: states.append(cb.metrics().state))
+    permit.success()  # 3 of 4 failed: trips
+    assert states == [State.OPEN, State.OPEN]  # the success event, then the transition

@@ -558,3 +558,50 @@ def test_a_fleet_probe_stuck_past_max_wait_reopens_the_fleet() -> None:
     assert (trip.by, trip.opened_at) == ("a", fleet.clock.now())  # a new trip for the fleet
     assert fleet.view.lease("payments").holder == ""  # and the lease went back at once
     assert not fleet["b"].try_acquire()
+
+
+class LockCheckingView(InMemoryFleet):
+    """Fails a test if the view is called while a watched breaker holds its lock."""
+
+    watched: list[CircuitBreaker]
+
+    def _check(self) -> None:
+        for cb in getattr(self, "watched", []):
+            assert not cb._lock.locked(), "the view was called under the breaker's lock"
+
+    def add(self, *args: object, **kwargs: object) -> None:  # type: ignore[override]
+        self._check()
+        super().add(*args, **kwargs)  # type: ignore[arg-type]
+
+    def record_trip(self, downstream: str, trip: Trip) -> None:
+        self._check()
+        super().record_trip(downstream, trip)
+
+    def record_close(self, downstream: str, at: float) -> None:
+        self._check()
+        super().record_close(downstream, at)
+
+    def release_lease(self, downstream: str, holder: str, now: float) -> None:
+        self._check()
+        super().release_lease(downstream, holder, now)
+
+
+def test_the_view_is_never_called_under_a_breaker_lock() -> None:
+    """A store-backed view takes the store's locks: never while a breaker holds its own."""
+    view = LockCheckingView()
+    fleet = Fleet("a", "b", view=view, bucket_seconds=0.5, sync_interval=0.25)
+    view.watched = list(fleet.breakers.values())
+    fail(fleet["a"], 1)
+    fleet.clock.advance(0.5)  # a new bucket: the old one is handed over
+    fail(fleet["a"], 1)
+    fail(fleet["b"], 2)
+    fleet.clock.advance(0.5)
+    fleet.states()
+    fleet.clock.advance(0.5)
+    assert fleet.states() == dict.fromkeys("ab", State.OPEN)
+    fleet.clock.advance(30.0)
+    succeed(fleet["a"], 1)
+    fail(fleet["a"], 1)  # the probe fails: a new trip, the lease released
+    fleet.clock.advance(30.0)
+    succeed(fleet["b"], 2)  # b probes and closes the fleet
+    assert view.state("payments").closed_at == fleet.clock.now()

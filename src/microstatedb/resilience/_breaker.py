@@ -295,6 +295,8 @@ class CircuitBreaker:
         self._sleep = sleep
         self._lock = threading.Lock()
         self._listeners: list[Listener] = []
+        # Work that must not run under the lock (listeners, fleet writes), run once it is free.
+        self._deferred: list[Callable[[], object]] = []
 
         self._state = _CLOSED
         self._permit_all = True
@@ -337,6 +339,7 @@ class CircuitBreaker:
                 now = self._mono()
                 with self._lock:
                     self._expire_timers(now, to_half_open=not self._fleet_open)
+                self._drain()
         return self._state
 
     @property
@@ -391,6 +394,16 @@ class CircuitBreaker:
         for listener in tuple(self._listeners):
             listener(event)
 
+    def _drain(self) -> None:
+        """Run the deferred work; call it with the lock free (list pops are atomic)."""
+        deferred = self._deferred
+        while deferred:
+            try:
+                task = deferred.pop(0)
+            except IndexError:  # another thread took the last one
+                return
+            task()
+
     # ------------------------------------------------------------------ acquire
 
     def try_acquire(self) -> Permit | Rejection:
@@ -416,22 +429,26 @@ class CircuitBreaker:
             link.sync()
             now = self._mono()
         retry_after = 0.0
-        with self._lock:
-            self._expire_timers(now, to_half_open=not self._fleet_open)
-            state = self._state
-            if state is _HALF_OPEN:
-                if self._slots > 0:
-                    self._slots -= 1
+        try:
+            with self._lock:
+                self._expire_timers(now, to_half_open=not self._fleet_open)
+                state = self._state
+                if state is _HALF_OPEN:
+                    if self._slots > 0:
+                        self._slots -= 1
+                        return Permit(self, now, self._gen)
+                    if self.max_wait_in_half_open:
+                        retry_after = self._half_open_since + self.max_wait_in_half_open - now
+                elif state is _OPEN:
+                    retry_after = self._open_until - now
+                elif state is _FORCED_OPEN:
+                    retry_after = self._forced_until - now
+                else:  # a concurrent transition let everything through again
                     return Permit(self, now, self._gen)
-                if self.max_wait_in_half_open:
-                    retry_after = self._half_open_since + self.max_wait_in_half_open - now
-            elif state is _OPEN:
-                retry_after = self._open_until - now
-            elif state is _FORCED_OPEN:
-                retry_after = self._forced_until - now
-            else:  # a concurrent transition let everything through again
-                return Permit(self, now, self._gen)
-            self._not_permitted += 1
+                self._not_permitted += 1
+        finally:
+            if self._deferred:
+                self._drain()
         if self._listeners:
             self._emit(BreakerEvent(EventKind.NOT_PERMITTED, self.name, now))
         return Rejection(self.name, max(retry_after, 0.0))
@@ -449,7 +466,7 @@ class CircuitBreaker:
                 self._transition(_OPEN, now)
                 if probe and self._link is not None:
                     # A fleet probe that never reported counts as a failed one for the fleet.
-                    self._link.probe_finished(closed=False)
+                    self._link.probe_finished(closed=False, open_for=self._open_until - now)
         elif state is _FORCED_OPEN and now >= self._forced_until:
             self._fleet_forced = False
             self._transition(_CLOSED, now)
@@ -594,6 +611,7 @@ class CircuitBreaker:
                 with self._lock:
                     if self._state is _CLOSED and permit._gen == self._gen:
                         self._transition(_OPEN, now)
+                self._drain()
             return
         self._record_locked(permit, outcome, duration, now, error)
 
@@ -637,6 +655,8 @@ class CircuitBreaker:
                             self._transition(_OPEN, now)
             if link is not None and outcome != 2:
                 link.note(outcome == 1, slow)
+        if self._deferred:
+            self._drain()
         if link is not None and now >= self._next_sync:
             link.sync()
         if self._listeners:
@@ -665,7 +685,7 @@ class CircuitBreaker:
             probe = self._fleet_probe
             self._transition(_OPEN if reopen else _CLOSED, now)
             if probe and self._link is not None:
-                self._link.probe_finished(closed=not reopen)
+                self._link.probe_finished(closed=not reopen, open_for=self._open_until - now)
 
     # ------------------------------------------------------------------ transitions
 
@@ -680,7 +700,10 @@ class CircuitBreaker:
         return float(wait)
 
     def _transition(self, to: State, now: float, *, until: float | None = None) -> None:
-        """Enter ``to``; the caller holds the lock. ``until`` overrides the computed timer."""
+        """Enter ``to``; the caller holds the lock and drains the deferred work after it.
+
+        ``until`` overrides the computed timer.
+        """
         if to is _OPEN and until is None:
             until = now + self._wait_in_open(self._openings + 1)  # may raise: nothing moved yet
         previous = self._state
@@ -705,16 +728,16 @@ class CircuitBreaker:
         self._permit_all = to in _PERMIT_ALL
         self._update_fast()
         if self._listeners:
-            self._emit(
-                BreakerEvent(
-                    EventKind.STATE_TRANSITION, self.name, now, from_state=previous, to_state=to
-                )
+            event = BreakerEvent(
+                EventKind.STATE_TRANSITION, self.name, now, from_state=previous, to_state=to
             )
+            self._deferred.append(functools.partial(self._emit, event))
 
     def _move(self, to: State, *, until: float | None = None) -> None:
         with self._lock:
             self._fleet_open = self._fleet_forced = False
             self._transition(to, self._mono(), until=until)
+        self._drain()
 
     def transition_to_closed(self) -> None:
         """Close the breaker now, with an empty window."""

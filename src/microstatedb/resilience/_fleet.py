@@ -28,6 +28,7 @@ the close time as a max register), so a store-backed view is a thin adapter over
 from __future__ import annotations
 
 import enum
+import functools
 import math
 import threading
 from collections.abc import Mapping, Sequence
@@ -429,7 +430,7 @@ class _FleetLink:
     def bucket_of(self, wall: float) -> int:
         return math.floor(wall / self.member.bucket_seconds)
 
-    # Called with the breaker's lock held: only plain counters and the view's own lock.
+    # Called with the breaker's lock held: plain counters only; view writes are deferred.
     def note(self, failed: bool, slow: bool) -> None:
         wall = self._wall()
         if not self._bucket_start <= wall < self._bucket_end:
@@ -442,21 +443,34 @@ class _FleetLink:
         self._slow += slow
 
     def _flush_locked(self) -> None:
+        """Hand the pending bucket to the view once the breaker's lock is free."""
         if self._calls:
             counts = BucketCounts(self._calls, self._failures, self._slow)
-            self.member.view.add(self.downstream, self.member.instance, self._bucket, counts)
+            self.breaker._deferred.append(
+                functools.partial(
+                    self.member.view.add,
+                    self.downstream,
+                    self.member.instance,
+                    self._bucket,
+                    counts,
+                )
+            )
             self._calls = self._failures = self._slow = 0
 
-    def probe_finished(self, *, closed: bool) -> None:
-        """The fleet's probe ended in this instance (breaker lock held)."""
+    def probe_finished(self, *, closed: bool, open_for: float) -> None:
+        """The fleet's probe ended in this instance (breaker lock held; writes deferred)."""
         b = self.breaker
-        view, ds, me = self.member.view, self.downstream, self.member.instance
         wall = self._wall()
+        if not closed:
+            b._fleet_open = True
+        b._deferred.append(functools.partial(self._publish_probe, closed, wall, open_for))
+
+    def _publish_probe(self, closed: bool, wall: float, open_for: float) -> None:
+        view, ds, me = self.member.view, self.downstream, self.member.instance
         if closed:
             view.record_close(ds, wall)
         else:
-            view.record_trip(ds, Trip(wall, wall + (b._open_until - b._mono()), me))
-            b._fleet_open = True
+            view.record_trip(ds, Trip(wall, wall + open_for, me))
         view.release_lease(ds, me, wall)
 
     def _override(self, wall: float) -> Override | None:
@@ -480,12 +494,19 @@ class _FleetLink:
 
     def sync(self) -> None:
         """Flush local counts, read the merged view and adopt what it says."""
+        try:
+            self._sync()
+        finally:
+            self.breaker._drain()
+
+    def _sync(self) -> None:
         b, member = self.breaker, self.member
         view, ds = member.view, self.downstream
         mono, wall = b._mono(), self._wall()
         b._next_sync = mono + member.sync_interval
         with b._lock:
             self._flush_locked()
+        b._drain()  # our own counts reach the view before we read it
 
         override = self._override(wall)
         if override is not None:
