@@ -252,15 +252,16 @@ class EventLog:
             # (the store builds its events; encoding paths check every field).
             if type(event) is not Event and not isinstance(event, Event):
                 check_event(event)
-            events = self._events
-            self._lock.acquire()
+            if self._closed:  # outside the lock: in memory, a racing close loses nothing
+                raise StoreClosed("the event log is closed; open a new EventLog to continue")
+            lock = self._lock
+            lock.acquire()
             try:
-                if self._closed:
-                    raise StoreClosed("the event log is closed; open a new EventLog to continue")
+                events = self._events
                 events.append(event)
                 return self._base + len(events) - 1
             finally:
-                self._lock.release()
+                lock.release()
         frame = encode_frame(encode_checked(event))
         with self._lock:
             self._check_open()
