@@ -1,10 +1,12 @@
 """The append-only event log: in memory, or segmented files with a durability policy.
 
-Layering inside this package: ``_format`` (bytes of headers and frames), ``_snapshots`` (bytes
-of snapshot files), ``_files`` (fsync, atomic replace, lock) and ``_stores`` (archives) know
-nothing of each other; this module ties them together.
+Inside this package: ``_format`` (bytes of segment headers and frames) and ``_snapshots``
+(bytes of snapshot files) only encode and verify; ``_files`` does the fsync, atomic replace and
+folder lock; ``_stores`` holds the archives. This module ties them together and is the only
+one that knows about positions, durability and recovery.
 
 Locks, always taken in this order when nested: ``_release_lock`` (one release at a time),
+``_snap_lock`` (snapshot generations and pruning, never held with the others),
 ``_cv`` (group commit bookkeeping), ``_io_lock`` (the active file, the segment list, rolling,
 sealing), ``_lock`` (positions and the pending buffer; held only for a few attribute updates,
 so appends never wait for the disk).
@@ -206,6 +208,7 @@ class EventLog:
         self._dir = Path(path)
         self._snap_dir = self._dir / "snapshots"
         self._io_lock = threading.Lock()
+        self._snap_lock = threading.Lock()
         self._cv = threading.Condition(threading.Lock())
         self._release_lock = threading.Lock()
         self._syncing = False
@@ -594,7 +597,7 @@ class EventLog:
             return info
         if position > self._durable:
             self._commit(position)
-        with self._io_lock:
+        with self._snap_lock:  # not _io_lock: a large state must not hold up commits
             self._snap_generation += 1
             path = self._snap_dir / snapshot_name(self._snap_generation, ident)
             try:
