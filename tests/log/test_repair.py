@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import struct
 from pathlib import Path
 
@@ -202,3 +203,41 @@ def test_a_compressed_segment_with_a_damaged_zstd_header(tmp_path: Path) -> None
         assert got == events[: len(got)]
         assert log.recovery.undecodable_bytes > 0
         assert {e.dot for e in events[len(got) :]} >= set(log.recovery.lost_dots)
+
+
+def test_every_flipped_byte_of_a_small_plain_log(tmp_path: Path) -> None:
+    """A sweep over every 11th byte of each segment (the stride crosses headers, lengths,
+    checksums and bodies of frames of varied sizes): each flip is found and repaired with
+    exactly the events before the damaged frame kept and every other one reported lost."""
+    pristine = tmp_path / "pristine"
+    events = fill(pristine, 14, compress=False, segment_bytes=256)
+    dots = [e.dot for e in events]
+    files = segment_files(pristine)
+    assert len(files) >= 3
+    work = tmp_path / "work"
+    first_event = 0
+    for victim in files:
+        original = victim.read_bytes()
+        spans = frame_spans(original)
+        for offset in range(first_event % 11, len(original), 11):
+            shutil.rmtree(work, ignore_errors=True)
+            shutil.copytree(pristine, work)
+            _flip(work / victim.name, offset)
+            hit = next((i for i, (s, e) in enumerate(spans) if s <= offset < e), None)
+            with EventLog(work, repair=True, compress_sealed=False) as log:
+                got = list(log.read())
+                rec = log.recovery
+            is_last = victim == files[-1]
+            if rec.torn_bytes:  # a damaged length in the very last frame reads as torn
+                assert is_last
+                assert hit == len(spans) - 1
+                assert got == events[:-1]
+                continue
+            kept = first_event + (hit if hit is not None else 0)
+            assert got == events[:kept], (victim.name, offset)
+            lost = [d for i, d in enumerate(dots[kept:], kept) if hit is None or i != kept]
+            assert list(rec.lost_dots) == lost, (victim.name, offset)
+            assert rec.undecodable_bytes == (
+                HEADER if hit is None else spans[hit][1] - spans[hit][0]
+            )
+        first_event += len(spans)

@@ -17,7 +17,7 @@ from microstatedb.log import EventLog, MemoryEventStore
 from .helpers import ev
 
 
-@settings(max_examples=15, stateful_step_count=25)
+@settings(max_examples=10, stateful_step_count=25)
 class LogMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
