@@ -149,3 +149,44 @@ def test_a_closed_store_refuses_everything(stream_names: Callable[[], str]) -> N
         store.read_origin("a")
     with pytest.raises(StoreClosed):
         store.read_with_headers()
+
+
+def test_a_stream_without_direct_gets_is_an_operational_error(
+    stream_names: Callable[[], str],
+) -> None:
+    # A stream someone else created without allow_direct: the dot lookups get no answer
+    # (the server's JetStream API sends no "no responders" status), so the call times out.
+    name = stream_names()
+
+    async def create() -> None:
+        nc = await nats.connect(DEFAULT_SERVERS)
+        try:
+            await nc.jetstream().add_stream(name=name, subjects=[f"msdb.{name}.>"])
+        finally:
+            await nc.close()
+
+    asyncio.run(create())
+    store = JetStreamEventStore(name, timeout=2)
+    try:
+        with pytest.raises(OperationalError, match="failed"):
+            store.append([ev("a", 1)])
+        assert len(store) == 0
+    finally:
+        store.close()
+
+
+def test_a_pull_for_more_than_there_is_ends_when_the_request_expires(
+    stream_names: Callable[[], str],
+) -> None:
+    from nats.js import api
+
+    store = JetStreamEventStore(stream_names(), timeout=0.5)
+    try:
+        store.append([ev("a", i) for i in range(1, 4)])
+        consumer, pending = store._call(store._subscribe(api.ConsumerConfig()))
+        assert pending == 3
+        got = store._call(store._pull_raw(consumer, 10))
+        assert [body for body, _ in got] == [encode_event(ev("a", i)) for i in range(1, 4)]
+        store._call(store._unsubscribe(consumer))
+    finally:
+        store.close()
