@@ -11,7 +11,7 @@ import bisect
 import os
 import struct
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -62,9 +62,7 @@ def _check_read_args(start: int, limit: int | None) -> None:
         raise ConfigurationError(f"limit must be None or an int >= 0, got {limit!r}")
 
 
-def _new_events(
-    events: Sequence[Event], known: dict[Dot, Event] | None, lookup: object
-) -> list[Event]:
+def _new_events(events: Sequence[Event], lookup: Callable[[Dot], Event | None]) -> list[Event]:
     """Check a batch against itself and the store; returns the events not yet stored."""
     if isinstance(events, Event) or not isinstance(events, Sequence):
         raise ConfigurationError("append takes a sequence of events")
@@ -75,11 +73,11 @@ def _new_events(
         dot = norm.dot
         seen = batch.get(dot)
         if seen is None:
-            seen = known.get(dot) if known is not None else lookup(dot)  # type: ignore[operator]
+            seen = lookup(dot)
             if seen is None:
                 fresh.append(norm)
-            batch[dot] = norm
-            seen = seen if seen is not None else norm
+                seen = norm
+            batch[dot] = seen
         if seen != norm:
             raise IntegrityError(
                 f"event {dot} is already stored with other content; a dot names one event only"
@@ -104,7 +102,7 @@ class MemoryEventStore:
     def append(self, events: Sequence[Event]) -> None:
         with self._lock:
             self._check()
-            fresh = _new_events(events, self._index, None)
+            fresh = _new_events(events, self._index.get)
             for ev in fresh:
                 self._by_origin.setdefault(ev.origin, []).append(len(self._events))
                 self._events.append(ev)
@@ -239,7 +237,7 @@ class FolderEventStore:
         if self._closed:
             raise StoreClosed("the event store is closed")
 
-    def _lookup(self, cache: dict[Path, dict[Dot, Event]]) -> object:
+    def _lookup(self, cache: dict[Path, dict[Dot, Event]]) -> Callable[[Dot], Event | None]:
         def find(dot: Dot) -> Event | None:
             origin, seq = dot
             for batch in self._batches:
@@ -259,7 +257,7 @@ class FolderEventStore:
     def append(self, events: Sequence[Event]) -> None:
         with self._lock:
             self._check()
-            fresh = _new_events(events, None, self._lookup({}))
+            fresh = _new_events(events, self._lookup({}))
             if not fresh:
                 return
             origins: dict[str, tuple[int, int]] = {}
