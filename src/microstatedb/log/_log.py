@@ -20,7 +20,7 @@ import math
 import os
 import threading
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
@@ -188,6 +188,9 @@ class EventLog:
         if path is not None and not isinstance(path, str | os.PathLike):
             raise ConfigurationError(f"path must be a str, a path or None, got {path!r}")
         self._durability = durability
+        self._always = durability == "always"
+        # none: frames go to the OS in writes of this size; batch: appends wait past it
+        self._buffer_limit = _NONE_BUFFER if durability == "none" else _BATCH_BUFFER
         self._segment_bytes = segment_bytes
         self._batch_interval = float(batch_interval)
         self._compress = compress_sealed
@@ -267,14 +270,27 @@ class EventLog:
                 lock.release()
         frame = encode_frame(encode_checked(event))
         with self._lock:
-            self._check_open()
+            if self._closed or self._failed is not None:
+                self._check_open()
             pos = self._next
             self._next = pos + 1
             self._pending.append((frame, event.origin, event.seq))
-            self._pending_bytes += len(frame)
-            pending = self._pending_bytes
-        self._after_append(pos + 1, pending)
+            pending = self._pending_bytes = self._pending_bytes + len(frame)
+        if self._always or pending >= self._buffer_limit:
+            self._after_append(pos + 1, pending)
         return pos
+
+    def appender(self) -> Callable[[Event], object]:
+        """A callable that appends one event, for a single trusted in-process writer.
+
+        In memory it is the event list's own ``append``: no checks, no lock, no position
+        returned (the list append is atomic, and ``release`` keeps the same list object).
+        The caller must build valid ``Event`` values and stop using it after ``close()``.
+        For a durable log it is ``append`` itself.
+        """
+        if self._dir is None:
+            return self._events.append
+        return self.append
 
     def append_many(self, events: Sequence[Event]) -> int:
         """Append all of ``events`` or none of them; returns the last one's position.
@@ -301,7 +317,7 @@ class EventLog:
             self._pending.extend(items)
             self._pending_bytes += size
             pending = self._pending_bytes
-        if items:
+        if items and (self._always or pending >= self._buffer_limit):
             self._after_append(upto, pending)
         return upto - 1
 
@@ -318,13 +334,12 @@ class EventLog:
             ) from self._failed
 
     def _after_append(self, upto: int, pending: int) -> None:
-        if self._durability == "always":
+        if self._always:
             self._commit(upto)
         elif self._durability == "none":
-            if pending >= _NONE_BUFFER:
-                with self._io_lock:
-                    self._write_pending()
-        elif pending >= _BATCH_BUFFER:
+            with self._io_lock:
+                self._write_pending()
+        else:
             self._commit(upto)  # back-pressure: the disk is slower than the writers
 
     # ----------------------------------------------------------------- writing
