@@ -26,6 +26,7 @@ import random
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from microstatedb.clock import vv_merge
 from microstatedb.errors import ConfigurationError
 from microstatedb.protocols._membership import Membership, PeerDown, PeerUp, PhiAccrualDetector
 from microstatedb.protocols._messages import (
@@ -138,6 +139,7 @@ class AntiEntropy:
         self._known: dict[str, dict[str, int]] = {}
         self._inflight: dict[str, float] = {}
         self._pushed = store.version_vector.get(store.node_id, 0)
+        self._promised: dict[str, tuple[float, dict[str, int]]] = {}
         self._gap_seen: dict[str, tuple[int, int]] = {}
         self._gap_at = now
         self.next_deadline = now + self._jitter()
@@ -233,9 +235,14 @@ class AntiEntropy:
         peer_vv = patch(vv, msg.buckets, msg.entries)
         self._known[sender] = peer_vv
         out: list[Output] = []
-        delta = delta_since(self.store, peer_vv, min(msg.max_events, self.config.max_batch))
+        delta = delta_since(
+            self.store,
+            self._assume(sender, now, peer_vv),
+            min(msg.max_events, self.config.max_batch),
+        )
         if delta.events or delta.states:
             self._events_sent += delta.events
+            self._promise(sender, now, delta.upto)
             out.append(self._send(sender, DeltaMessage(delta.data, msg.buckets, delta.more)))
         lacking = any(n > vv.get(o, 0) for o, n in msg.entries.items())
         # one pull per peer at a time: a second one would fetch the same events twice
@@ -244,6 +251,20 @@ class AntiEntropy:
         elif not msg.both:
             self._inflight.pop(sender, None)
         return out
+
+    def _assume(self, peer: str, now: float, vv: dict[str, int]) -> dict[str, int]:
+        # What we sent the peer recently is on its way: a request written before it arrived
+        # must not make us send it again. A lost batch is sent again once the promise expires.
+        promised = self._promised.get(peer)
+        if promised is None or now - promised[0] >= self.config.request_timeout:
+            return vv
+        return vv_merge(vv, promised[1])
+
+    def _promise(self, peer: str, now: float, upto: dict[str, int]) -> None:
+        promised = self._promised.get(peer)
+        if promised is not None and now - promised[0] < self.config.request_timeout:
+            upto = vv_merge(promised[1], upto)
+        self._promised[peer] = (now, upto)
 
     def _pick(self, now: float) -> str | None:
         return self.membership.pick(self._rng, now, self._inflight)
@@ -269,6 +290,11 @@ class AntiEntropy:
             if peer is not None and peer not in targets:
                 targets.append(peer)
         self._events_sent += delta.events * len(targets)
+        own = {origin: mine}
+        for peer in targets:
+            # only extend a live promise: a push alone says nothing of the peer's other events
+            if peer in self._promised:
+                self._promise(peer, now, own)
         return [self._send(p, Push(delta.data)) for p in targets]
 
     # ------------------------------------------------------------------- stability
@@ -297,6 +323,7 @@ class AntiEntropy:
         self.membership.remove(peer)
         self._known.pop(peer, None)
         self._inflight.pop(peer, None)
+        self._promised.pop(peer, None)
 
     def compact(self) -> int:
         """Let the store drop history every member has seen; returns events released."""

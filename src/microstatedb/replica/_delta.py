@@ -41,6 +41,9 @@ class Delta:
     """Full key states in the batch (sent when the peer is behind what the log still holds)."""
     more: bool
     """True when the peer lacks more than this batch holds: ask again."""
+    upto: dict[str, int]
+    """Per origin, the highest seq the peer holds once this batch is applied (as far as the
+    sender can tell): what the sender may assume while the batch is in flight."""
 
 
 class _OriginIndex:
@@ -110,7 +113,7 @@ def delta_since(store: Store, vv: Mapping[str, int], max_events: int = 1000) -> 
     if not store.keeps_log or any(vv.get(o, 0) < n for o, n in store._floor.items()):
         data = store.events_since(vv)
         kept = len(store._touched) if not store.keeps_log else len(store._objs)
-        return Delta(data, 0, kept, False)
+        return Delta(data, 0, kept, False, dict(mine))
     lacking = {o: vv.get(o, 0) for o, n in mine.items() if n > vv.get(o, 0)}
     total = sum(mine[o] - after for o, after in lacking.items())
     streams = [_origin_events(store, o, after) for o, after in sorted(lacking.items())]
@@ -118,7 +121,10 @@ def delta_since(store: Store, vv: Mapping[str, int], max_events: int = 1000) -> 
     events = list(islice(merged, max_events))
     states: list[tuple[str, str, Any]] = []
     data = encode_batch(store.node_id, {}, events, states, store._key)
-    return Delta(data, len(events), 0, total > len(events))
+    upto = {o: n for o, n in vv.items() if n}
+    for ev in events:
+        upto[ev.origin] = ev.seq
+    return Delta(data, len(events), 0, total > len(events), upto)
 
 
 def causal_stability(vvs: list[Mapping[str, int]]) -> dict[str, int]:
