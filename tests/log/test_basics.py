@@ -253,3 +253,23 @@ def test_unclosed_batch_logs_are_flushed_at_exit(tmp_path: Path) -> None:
     subprocess.run([sys.executable, "-c", code, str(tmp_path)], check=True)
     with EventLog(tmp_path) as log:
         assert [e.dot for e in log.read()] == [("a", 1)]
+
+
+def test_appender_in_memory_is_the_trusted_fast_path() -> None:
+    log = EventLog(None)
+    add = log.appender()
+    add(Event("a", 1, 1, {}, "k", "counter", [1]))
+    add(Event("a", 2, 2, {}, "k", "counter", [2]))
+    assert [e.seq for e in log.read()] == [1, 2]
+    assert log.next_position == 2
+    log.write_snapshot(b"state", {"a": 1}, 1)
+    log.release(1)
+    add(Event("a", 3, 3, {}, "k", "counter", [3]))  # still the same list after a release
+    assert [e.seq for e in log.read(1)] == [2, 3]
+
+
+def test_appender_durable_is_append(tmp_path: Path) -> None:
+    with EventLog(tmp_path / "d", durability="none") as log:
+        add = log.appender()
+        assert add(Event("a", 1, 1, {}, "k", "counter", [1])) == 0
+        assert [e.seq for e in log.read()] == [1]

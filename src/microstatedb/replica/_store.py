@@ -311,7 +311,7 @@ class Store:
         vv = self._vv
         now = self._clock_now
         if self.keeps_log:
-            append = self._log.append
+            append = self._log.appender()
             new = tuple.__new__
 
             def emit(op: Any) -> None:
