@@ -56,6 +56,9 @@ from microstatedb.stores._loop import LoopThread
 DEFAULT_SERVERS = "nats://127.0.0.1:4222"
 """The server used when none is given: the local NATS with JetStream."""
 
+Delivered = tuple[bytes, dict[str, str], str]
+"""A message as a consumer delivers it: body, headers, and the subject that acknowledges it."""
+
 _WRONG_LAST_SEQUENCE = 10071  # JetStream's error code for a failed expected-sequence check
 _LOOKUP_CHUNK = 512
 
@@ -344,11 +347,13 @@ class JetStreamEventStore:
         async with _translated(f"reading stream {self.stream!r}"):
             got: list[tuple[bytes, dict[str, str]]] = []
             while len(got) < n:
-                got += await self._pull_raw(consumer, n - len(got))
+                got += [
+                    (body, h) for body, h, _reply in await self._pull_raw(consumer, n - len(got))
+                ]
             return got
 
-    async def _pull_raw(self, consumer: str, n: int) -> list[tuple[bytes, dict[str, str]]]:
-        got: list[tuple[bytes, dict[str, str]]] = []
+    async def _pull_raw(self, consumer: str, n: int) -> list[Delivered]:
+        got: list[Delivered] = []
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
         async def deliver(msg: Any) -> None:
@@ -357,7 +362,7 @@ class JetStreamEventStore:
                 if not done.done():
                     done.set_result(None)
                 return
-            got.append((bytes(msg.data), dict(headers)))
+            got.append((bytes(msg.data), dict(headers), msg.reply))
             if len(got) >= n and not done.done():
                 done.set_result(None)
 
@@ -382,8 +387,9 @@ class JetStreamEventStore:
 
     # ------------------------------------------------- durable consumers (replication)
 
-    def _durable(self, name: str) -> Any:
-        """A pull subscription on the durable consumer ``name`` (created if missing)."""
+    def _durable(self, name: str) -> str:
+        """Create the durable consumer ``name`` if missing (acknowledging all up to a
+        message acknowledges it and every one before); returns its name."""
         config = api.ConsumerConfig(
             durable_name=name,
             ack_policy=api.AckPolicy.ALL,
@@ -392,40 +398,36 @@ class JetStreamEventStore:
         )
         with self._lock:
             self._check()
-            return self._call(self._open_durable(name, config))
+            self._call(self._open_durable(config))
+        return name
 
-    async def _open_durable(self, name: str, config: api.ConsumerConfig) -> Any:
-        async with _translated(f"opening consumer {name!r} of stream {self.stream!r}"):
-            return await self._js.pull_subscribe(
-                config.filter_subject or "", durable=name, stream=self.stream, config=config
-            )
+    async def _open_durable(self, config: api.ConsumerConfig) -> None:
+        async with _translated(f"opening consumer {config.durable_name!r} of {self.stream!r}"):
+            await self._js.add_consumer(self.stream, config=config)
 
-    def _pull(self, sub: Any, n: int) -> list[Any]:
+    def _pull(self, consumer: str, n: int) -> list[Delivered]:
         """Up to ``n`` messages the durable consumer has not had acknowledged (none: [])."""
         with self._lock:
             self._check()
-            return list(self._call(self._pull_async(sub, n)))
+            return list(self._call(self._pull_async(consumer, n)))
 
-    async def _pull_async(self, sub: Any, n: int) -> list[Any]:
+    async def _pull_async(self, consumer: str, n: int) -> list[Delivered]:
         async with _translated(f"reading stream {self.stream!r}"):
-            info = await sub.consumer_info()
+            info = await self._js.consumer_info(self.stream, consumer)
             waiting = int(info.num_pending or 0) + int(info.num_ack_pending or 0)
             if waiting == 0:
                 return []
-            try:
-                return list(await sub.fetch(min(n, waiting), timeout=self._timeout))
-            except nats.errors.TimeoutError:  # pragma: no cover - unacked ones not yet due
-                return []
+            return await self._pull_raw(consumer, min(n, waiting))
 
-    def _ack(self, msg: Any) -> None:
-        """Acknowledge ``msg`` and every message before it (the consumer acks all)."""
+    def _ack(self, reply: str) -> None:
+        """Acknowledge the message ``reply`` names, and every one before it."""
         with self._lock:
             self._check()
-            self._call(self._ack_async(msg))
+            self._call(self._ack_async(reply))
 
-    async def _ack_async(self, msg: Any) -> None:
+    async def _ack_async(self, reply: str) -> None:
         async with _translated(f"acknowledging on stream {self.stream!r}"):
-            await msg.ack_sync(timeout=self._timeout)
+            await self._nc.request(reply, b"+ACK", timeout=self._timeout)
 
     def __len__(self) -> int:
         with self._lock:

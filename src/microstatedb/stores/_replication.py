@@ -10,8 +10,6 @@ applied but not acknowledged comes again, which ``apply`` ignores).
 
 from __future__ import annotations
 
-from typing import Any
-
 from microstatedb import observability as obs
 from microstatedb.codec import Event, checksum, decode_event
 from microstatedb.errors import ConfigurationError, InvalidOperation
@@ -44,7 +42,7 @@ class JetStreamReplicator:
         self._key = key
         self._batch = batch_size
         self._published = 0
-        self._sub: Any = None
+        self._durable: str | None = None
 
     def publish(self) -> int:
         """Publish the store's own events not yet published; returns how many."""
@@ -71,29 +69,29 @@ class JetStreamReplicator:
     def pull(self) -> int:
         """Apply the other stores' events that arrived since the last pull; returns how many
         became visible (events still waiting for their causal context are not counted)."""
-        if self._sub is None:
-            self._sub = self.channel._durable(self.consumer)
+        if self._durable is None:
+            self._durable = self.channel._durable(self.consumer)
         node = self.store.node_id
         applied = 0
         while True:
-            msgs = self.channel._pull(self._sub, self._batch)
+            msgs = self.channel._pull(self._durable, self._batch)
             if not msgs:
                 return applied
             events: list[Event] = []
             context = None
-            for msg in msgs:
-                ev = decode_event(bytes(msg.data))
+            for body, headers, _reply in msgs:
+                ev = decode_event(body)
                 if ev.origin != node:
                     events.append(ev)
                     if context is None:
-                        context = obs.extract(dict(msg.headers or {}))
+                        context = obs.extract(headers)
             if events:
                 attributes: obs.Attributes = {"msdb.node": node, "msdb.events": len(events)}
                 with obs.span(obs.names.SPAN_JETSTREAM_PULL, attributes, context=context):
                     sender = f"jetstream:{self.channel.stream}"
                     applied += self.store.apply(encode_batch(sender, {}, events, [], self._key))
                 obs.metrics.JETSTREAM_CONSUMED.labels(node).inc(len(events))
-            self.channel._ack(msgs[-1])
+            self.channel._ack(msgs[-1][2])
 
     def sync(self) -> tuple[int, int]:
         """``publish()`` then ``pull()``; returns both counts."""

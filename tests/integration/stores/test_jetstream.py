@@ -186,7 +186,7 @@ def test_a_pull_for_more_than_there_is_ends_when_the_request_expires(
         consumer, pending = store._call(store._subscribe(api.ConsumerConfig()))
         assert pending == 3
         got = store._call(store._pull_raw(consumer, 10))
-        assert [body for body, _ in got] == [encode_event(ev("a", i)) for i in range(1, 4)]
+        assert [body for body, _h, _r in got] == [encode_event(ev("a", i)) for i in range(1, 4)]
         store._call(store._unsubscribe(consumer))
     finally:
         store.close()
