@@ -99,7 +99,7 @@ def _always_lane(path: Path, seed: int) -> None:
     """Kill-and-reopen cycles on one folder (a torn tail may be cut at any reopening)."""
     rng = random.Random(seed)
     for cycle in range(CYCLES // LANES):
-        lines = _cycle(path, "always", f"c{cycle}", threads=2, acks=rng.randint(0, 24))
+        lines = _cycle(path, "always", f"c{cycle}", threads=2, acks=rng.randint(0, 16))
         with EventLog(path, durability="none") as log:
             assert not log.recovery.quarantined
             events = list(log.read())
@@ -117,7 +117,7 @@ def _always_lane(path: Path, seed: int) -> None:
 def _batch_lane(path: Path, seed: int) -> None:
     rng = random.Random(seed)
     for cycle in range(CYCLES // LANES):
-        lines = _cycle(path, "batch", f"c{cycle}", threads=1, acks=rng.randint(0, 10))
+        lines = _cycle(path, "batch", f"c{cycle}", threads=1, acks=rng.randint(0, 8))
         dots = _dots(path)
         start = int(lines[0][1])
         flushed = [int(line[1]) for line in lines[1:] if line[0] == "flushed"]

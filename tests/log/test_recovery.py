@@ -120,7 +120,7 @@ def _expected_outcome(files: list[Path], victim: int, offset: int, original: byt
 
 @pytest.mark.parametrize("compress", [False, True])
 def test_flipped_bytes_give_right_data_or_corrupt_data(compress: bool) -> None:
-    @settings(max_examples=25)
+    @settings(max_examples=20)
     @given(st.data())
     def run(data: st.DataObject) -> None:
         with tempfile.TemporaryDirectory() as tmp:
