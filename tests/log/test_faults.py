@@ -79,15 +79,17 @@ def test_batch_applies_back_pressure_when_too_much_is_pending(
         assert log.stats().fsyncs > start  # appends committed themselves, not the thread
 
 
-def test_the_commit_thread_ends_with_an_unreferenced_log(tmp_path: Path) -> None:
-    log = EventLog(tmp_path, durability="batch", batch_interval=0.001)
+def test_an_unreferenced_log_flushes_and_its_thread_ends(tmp_path: Path) -> None:
+    log = EventLog(tmp_path, durability="batch", batch_interval=3600)
+    log.append(ev("a", 1))
     thread = log._thread
     assert thread is not None
-    log._folder_lock.release()
     del log
     gc.collect()
     thread.join(timeout=10)
     assert not thread.is_alive()
+    with EventLog(tmp_path) as again:  # the folder lock was released too
+        assert [e.dot for e in again.read()] == [("a", 1)]
 
 
 def test_unusable_paths_are_operational_errors(tmp_path: Path) -> None:

@@ -222,6 +222,7 @@ class EventLog:
         self._fd = -1
         self._fsyncs = 0
         self._snap_generation = 0
+        self._closed = True  # until the folder is open: nothing for close() or __del__ to do
         try:
             self._dir.mkdir(parents=True, exist_ok=True)
             self._snap_dir.mkdir(exist_ok=True)
@@ -237,6 +238,7 @@ class EventLog:
             self._folder_lock.release()
             raise
         self._next = self._written = self._durable = self._segments[-1].end
+        self._closed = False
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         if durability == "batch":
@@ -744,7 +746,8 @@ class EventLog:
             return
         if self._thread is not None:
             self._wake.set()
-            self._thread.join()
+            if self._thread is not threading.current_thread():  # __del__ may run there
+                self._thread.join()
         try:
             if self._failed is None:
                 self._commit(self._next)
@@ -755,6 +758,12 @@ class EventLog:
                     self._fd = -1
             self._folder_lock.release()
             _OPEN_LOGS.discard(self)
+
+    def __del__(self) -> None:
+        # Like a file object: an unreferenced durable log still writes what it buffered.
+        if getattr(self, "_dir", None) is not None and not getattr(self, "_closed", True):
+            with contextlib.suppress(Exception):
+                self.close()
 
     def __enter__(self) -> EventLog:
         return self
