@@ -16,6 +16,7 @@ from microstatedb.errors import MicroStateError
 # Sub-command modules; each defines register(subparsers) which sets a `run(args) -> int` default.
 COMMANDS: tuple[str, ...] = (
     "microstatedb.cli._demo",
+    "microstatedb.cli._check",
     "microstatedb.cli._schema",
     "microstatedb.cli._serve",
     "microstatedb.cli._simulate",
