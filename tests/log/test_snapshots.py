@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import struct
 import tempfile
+import threading
 from pathlib import Path
 
 import pytest
@@ -239,3 +240,30 @@ def test_snapshot_files_that_are_not_snapshots_are_skipped(tmp_path: Path, damag
     with EventLog(tmp_path) as log:
         assert log.recovery.damaged_snapshots == (str(path),)
         assert log.latest_snapshot() is None
+
+
+def test_concurrent_releases_and_appends_in_memory() -> None:
+    log = EventLog(None)
+    events = [ev("a", i) for i in range(1, 4001)]
+    log.append_many(events[:2000])
+    log.write_snapshot(b"s", {"a": 2000}, 2000)
+    archive = MemoryEventStore()
+    gone: list[int] = []
+
+    def releaser(upto: int) -> None:
+        gone.append(log.release(upto, archive))
+
+    def appender() -> None:
+        for e in events[2000:]:
+            log.append(e)
+
+    threads = [threading.Thread(target=releaser, args=(u,)) for u in (500, 1000, 1500, 2000)]
+    threads.append(threading.Thread(target=appender))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(gone) == 2000
+    assert log.first_position == 2000
+    assert list(archive.read()) == events[:2000]
+    assert list(log.read(2000)) == events[2000:]

@@ -196,6 +196,7 @@ class EventLog:
         self._compress = compress_sealed
         self._keep = keep_snapshots
         self._lock = threading.Lock()
+        self._release_lock = threading.Lock()
         self._closed = False
         self.recovery = RecoveryReport()
         self._snap_position = -1  # position of the newest snapshot written or found
@@ -213,7 +214,6 @@ class EventLog:
         self._io_lock = threading.Lock()
         self._snap_lock = threading.Lock()
         self._cv = threading.Condition(threading.Lock())
-        self._release_lock = threading.Lock()
         self._syncing = False
         self._pending: list[tuple[bytes, str, int]] = []
         self._pending_bytes = 0
@@ -671,17 +671,18 @@ class EventLog:
                 f"(newest covers {max(self._snap_position, 0)}); call write_snapshot first"
             )
         if self._dir is None:
-            with self._lock:
-                n = upto_position - self._base
-                if n <= 0:
-                    return 0
-                leaving = self._events[:n]
-            if archive is not None:
-                archive.append(leaving)
-            with self._lock:
-                del self._events[:n]
-                self._base = upto_position
-            return n
+            with self._release_lock:
+                with self._lock:
+                    n = upto_position - self._base
+                    if n <= 0:
+                        return 0
+                    leaving = self._events[:n]
+                if archive is not None:
+                    archive.append(leaving)  # appends may go on meanwhile; they land after n
+                with self._lock:
+                    del self._events[:n]
+                    self._base = upto_position
+                return n
         with self._release_lock:
             with self._io_lock:
                 self._write_pending()
@@ -701,6 +702,7 @@ class EventLog:
                         fsync_dir(self._dir)
                     except OSError as exc:
                         raise os_error(f"deleting released segment {seg.path}", exc) from exc
+                    assert self._segments[0] is seg  # releases take a prefix, one at a time
                     del self._segments[0]
                     del self._firsts[0]
                 gone += seg.count
