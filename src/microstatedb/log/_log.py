@@ -804,17 +804,22 @@ class EventLog:
             damaged_snapshots=tuple(damaged), quarantined=tuple(quarantined)
         )
 
-    def _move_aside(self, path: Path) -> str:
+    def _quarantine_target(self, name: str) -> Path:
+        """A free name in ``<path>/quarantine/``: earlier repairs' files are never replaced."""
         assert self._dir is not None
         qdir = self._dir / "quarantine"
         qdir.mkdir(exist_ok=True)
-        target = qdir / path.name
+        target = qdir / name
         n = 0
         while target.exists():
             n += 1
-            target = qdir / f"{path.name}.{n}"
+            target = qdir / f"{name}.{n}"
+        return target
+
+    def _move_aside(self, path: Path) -> str:
+        target = self._quarantine_target(path.name)
         os.replace(path, target)
-        fsync_dir(qdir)
+        fsync_dir(target.parent)
         fsync_dir(path.parent)
         return str(target)
 
@@ -1019,14 +1024,7 @@ class EventLog:
         return max(high, kept_end, self._snap_position), kept_end
 
     def _quarantine_copy(self, path: Path, raw: bytes) -> str:
-        assert self._dir is not None
-        qdir = self._dir / "quarantine"
-        qdir.mkdir(exist_ok=True)
-        target = qdir / path.name
-        n = 0
-        while target.exists():
-            n += 1
-            target = qdir / f"{path.name}.{n}"
+        target = self._quarantine_target(path.name)
         write_atomic(target, raw)
         return str(target)
 
