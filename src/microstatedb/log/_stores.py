@@ -166,6 +166,7 @@ class FolderEventStore:
         self._closed = False
         self._batches: list[_Batch] = []
         self._firsts: list[int] = []
+        self._top: dict[str, int] = {}  # per origin, the highest seq stored
         try:
             self._open()
         except BaseException:
@@ -186,8 +187,7 @@ class FolderEventStore:
                     path=str(path),
                     offset=0,
                 )
-            self._batches.append(_Batch(first, count, origins, path))
-            self._firsts.append(first)
+            self._add_batch(_Batch(first, count, origins, path))
             expected = first + count
 
     @staticmethod
@@ -237,9 +237,18 @@ class FolderEventStore:
         if self._closed:
             raise StoreClosed("the event store is closed")
 
+    def _add_batch(self, batch: _Batch) -> None:
+        self._batches.append(batch)
+        self._firsts.append(batch.first)
+        for origin, (_lo, hi) in batch.origins.items():
+            if hi > self._top.get(origin, 0):
+                self._top[origin] = hi
+
     def _lookup(self, cache: dict[Path, dict[Dot, Event]]) -> Callable[[Dot], Event | None]:
         def find(dot: Dot) -> Event | None:
             origin, seq = dot
+            if seq > self._top.get(origin, 0):
+                return None  # the common case of an archive: newer than anything stored
             for batch in self._batches:
                 span = batch.origins.get(origin)
                 if span is None or not span[0] <= seq <= span[1]:
@@ -274,8 +283,7 @@ class FolderEventStore:
                 write_atomic(path, data)
             except OSError as exc:
                 raise os_error(f"writing archive batch {path}", exc) from exc
-            self._batches.append(_Batch(first, len(fresh), origins, path))
-            self._firsts.append(first)
+            self._add_batch(_Batch(first, len(fresh), origins, path))
 
     def read(self, start: int = 0, limit: int | None = None) -> Iterator[Event]:
         _check_read_args(start, limit)
