@@ -20,6 +20,7 @@ COMMANDS: tuple[str, ...] = (
     "microstatedb.cli._schema",
     "microstatedb.cli._serve",
     "microstatedb.cli._simulate",
+    "microstatedb.cli._chaos",
 )
 
 

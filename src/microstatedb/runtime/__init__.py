@@ -1,11 +1,26 @@
 """Drivers of the sans-I/O protocols: the deterministic simulator and the asyncio runtime.
 
 ``microstatedb.runtime.sim`` runs hundreds of nodes in one process over a simulated network;
+``SimCluster`` runs the per-key consensus with leases and ``run_chaos`` drives clients against
+it (or against CRDT stores) under faults;
 ``Node`` runs one node over HTTP. Both drive the same ``protocols`` objects.
 """
 
 from microstatedb.runtime import sim
+from microstatedb.runtime._chaos import NEMESES, ChaosResult, run_chaos
+from microstatedb.runtime._cluster import ClusterStats, SimCluster
 from microstatedb.runtime._node import Node, plain
 from microstatedb.runtime._sim import SimReport, Simulation
 
-__all__ = ["Node", "SimReport", "Simulation", "plain", "sim"]
+__all__ = [
+    "NEMESES",
+    "ChaosResult",
+    "ClusterStats",
+    "Node",
+    "SimCluster",
+    "SimReport",
+    "Simulation",
+    "plain",
+    "run_chaos",
+    "sim",
+]

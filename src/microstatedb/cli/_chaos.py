@@ -1,0 +1,103 @@
+"""``microstatedb chaos``: clients against a simulated cluster under faults, with a history.
+
+Exit codes: 0 the level's promise held (linearizability, session guarantees or convergence),
+1 it was violated (the explanation is printed), 2 bad arguments or an inconclusive check.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+
+def register(sub: Any) -> None:
+    """Add the ``chaos`` sub-command."""
+    from microstatedb.runtime._chaos import NEMESES, WORKLOADS
+
+    parser = sub.add_parser(
+        "chaos",
+        help="run clients against a cluster under faults and check the history",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--workload", choices=WORKLOADS, default="register")
+    parser.add_argument(
+        "--consistency",
+        choices=("eventual", "causal", "linearizable"),
+        default="linearizable",
+        help="the level the clients ask for",
+    )
+    parser.add_argument("--nodes", type=int, default=3, help="nodes in the cluster")
+    parser.add_argument("--ops", type=int, default=300, help="client operations in total")
+    parser.add_argument("--clients", type=int, default=5, help="concurrent clients")
+    parser.add_argument("--keys", type=int, default=3, help="registers the clients share")
+    parser.add_argument("--nemesis", choices=NEMESES, default="partition")
+    parser.add_argument("--interval", type=float, default=1.0, help="seconds between faults")
+    parser.add_argument("--seed", type=int, default=0, help="seed of every random choice")
+    parser.add_argument("--no-leases", action="store_true", help="every read is a quorum round")
+    parser.add_argument("--history", help="write the history here as JSON Lines")
+    parser.add_argument(
+        "--real",
+        action="store_true",
+        help="OS processes instead of the simulator (not available yet: refused)",
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from microstatedb.errors import ConfigurationError
+    from microstatedb.runtime._chaos import run_chaos
+    from microstatedb.verify import Verdict
+
+    if args.real:
+        raise ConfigurationError(
+            "--real (chaos over OS processes) is not built yet; run the simulated cluster"
+        )
+    result = run_chaos(
+        args.consistency,
+        nodes=args.nodes,
+        ops=args.ops,
+        nemesis=args.nemesis,
+        seed=args.seed,
+        clients=args.clients,
+        keys=args.keys,
+        interval=args.interval,
+        workload=args.workload,
+        leases=not args.no_leases,
+    )
+    if args.history:
+        result.history.dump(args.history)
+    summary = {
+        "consistency": result.level.value,
+        "nemesis": result.nemesis,
+        "seed": result.seed,
+        "checker": result.checker,
+        "verdict": result.verdict.value,
+        "anomalies": result.anomalies.value if result.anomalies is not None else None,
+        "counts": result.counts,
+        "faults": result.faults,
+        "lease_reads": result.lease_reads,
+        "virtual_seconds": round(result.virtual_seconds, 3),
+        "detail": result.detail,
+    }
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(
+            f"{result.level.value} under {result.nemesis} (seed {result.seed}): "
+            f"{result.checker} {result.verdict.value}; ok {result.counts['ok']}, "
+            f"fail {result.counts['fail']}, info {result.counts['info']}; "
+            f"{result.faults} faults, {result.lease_reads} lease reads"
+        )
+        if result.anomalies is not None:
+            print(f"linearizability of this weaker level's history: {result.anomalies.value}")
+        print(result.detail)
+    if result.verdict is Verdict.VIOLATED:
+        return 1
+    if result.verdict is Verdict.UNKNOWN:
+        print("the check was inconclusive (time budget)", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,88 @@
+"""Chaos runs of the weaker levels and the ``microstatedb chaos`` command."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from microstatedb.cli._main import main
+from microstatedb.replica import Consistency
+from microstatedb.runtime import run_chaos
+from microstatedb.verify import History, Verdict, check_sessions
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_causal_sessions_hold_under_partitions_and_kills(seed: int) -> None:
+    nemesis = ("partition", "kill", "mixed", "clock-drift")[seed]
+    result = run_chaos(Consistency.CAUSAL, nodes=3, ops=250, nemesis=nemesis, seed=seed)
+    assert result.checker == "sessions"
+    assert result.verdict is Verdict.HOLDS, result.detail
+    assert check_sessions(result.history).ok
+    assert result.counts["ok"] > 100
+    assert result.faults >= 1
+
+
+def test_eventual_converges_but_is_not_linearizable_under_partitions() -> None:
+    anomalies = []
+    for seed in range(4):
+        result = run_chaos("eventual", nodes=3, ops=250, nemesis="partition", seed=seed)
+        assert result.checker == "convergence"
+        assert result.verdict is Verdict.HOLDS
+        assert result.counts == {"ok": 250, "fail": 0, "info": 0}  # always available
+        anomalies.append(result.anomalies)
+    assert Verdict.VIOLATED in anomalies  # stale reads: the anomalies eventual allows
+
+
+def test_chaos_command_writes_a_jsonl_history(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "h.jsonl"
+    code = main(
+        [
+            "chaos",
+            "--workload",
+            "register",
+            "--consistency",
+            "linearizable",
+            "--nodes",
+            "3",
+            "--ops",
+            "120",
+            "--nemesis",
+            "partition",
+            "--seed",
+            "2",
+            "--history",
+            str(path),
+        ]
+    )
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "linearizability holds" in out
+    history = History.load(path)
+    assert len(history) == 240
+    first = json.loads(path.read_text().splitlines()[0])
+    assert set(first) == {"process", "type", "f", "key", "value", "time"}
+    assert {e.type for e in history} <= {"invoke", "ok", "fail", "info"}
+    assert all(e.value is None or isinstance(e.value, int | tuple) for e in history)
+
+
+def test_chaos_command_json_and_weaker_levels(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["chaos", "--consistency", "eventual", "--ops", "100", "--seed", "1", "--json"])
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["checker"] == "convergence"
+    assert summary["verdict"] == "holds"
+    code = main(["chaos", "--consistency", "causal", "--ops", "100", "--nemesis", "none"])
+    assert code == 0
+    assert "linearizability of this weaker level's history" in capsys.readouterr().out
+    code = main(["chaos", "--ops", "60", "--no-leases", "--nemesis", "kill"])
+    assert code == 0
+    assert ", 0 lease reads" in capsys.readouterr().out
+
+
+def test_chaos_command_refuses_real_processes(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["chaos", "--real"]) == 1
+    assert "--real" in capsys.readouterr().err
