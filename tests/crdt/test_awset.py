@@ -184,3 +184,14 @@ def test_malformed_deltas_raise_decode_error_and_change_nothing(bad: Any) -> Non
         s.apply(bad)
     assert s.state() == before
     assert s.value == frozenset({"kept"})
+
+
+def test_local_adds_after_out_of_order_deltas_use_fresh_dots() -> None:
+    a, b = AWSet("a"), AWSet("b")
+    first = b.add("x")
+    second = b.add("y")
+    a.apply(second)  # b's second dot arrives first: it waits in the cloud
+    assert a.add("z") == [[["z", [["a", 1]]]], [{}, [["a", 1]]]]
+    a.apply(first)
+    assert a.value == frozenset({"x", "y", "z"})
+    assert a.state()[1] == [{"a": 1, "b": 2}, []]

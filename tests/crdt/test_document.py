@@ -137,3 +137,46 @@ def test_bytearray_and_memoryview_updates_are_accepted() -> None:
     b.apply(bytearray(a.state()))
     c.apply(memoryview(a.state()))
     assert b.state() == c.state() == a.state()
+
+
+def test_updates_waiting_for_predecessors_are_held_until_they_fit() -> None:
+    a, seen = recording("a")
+    text = a.text("t")
+    text += "ab"
+    arr = a.array("l")
+    arr.append(1)
+    text += "c"
+    b = Document("b")
+    b.text("t")
+    b.array("l")
+    b.apply(seen[1])
+    b.apply(seen[2])
+    assert b.pending == 2  # both wait for the first insert
+    assert b.value["t"] == ""  # the appended "c" waits for "ab"
+    b.apply(seen[0])
+    assert b.pending == 0
+    assert b.value == a.value == {"l": [1.0], "t": "abc"}
+    assert b.state() == a.state()
+
+
+def test_a_delete_arriving_before_the_text_it_deletes_still_deletes_it() -> None:
+    a, seen = recording("a")
+    text = a.text("t")
+    text += "hello"
+    del text[0:2]
+    b = Document("b")
+    b.text("t")
+    b.apply(seen[1])
+    assert b.pending == 1
+    b.apply(seen[0])
+    assert b.pending == 0
+    assert b.value == {"t": "llo"}
+    assert b.state() == a.state()
+
+
+def test_an_empty_transaction_is_not_a_delta() -> None:
+    doc, seen = recording("a")
+    doc.text("t")
+    with doc.transaction():
+        pass
+    assert seen == []

@@ -162,3 +162,11 @@ def test_malformed_deltas_raise_decode_error_and_change_nothing(bad: Any) -> Non
     with pytest.raises(DecodeError):
         r.apply(bad)
     assert r.state() == before
+
+
+def test_on_change_sees_each_write() -> None:
+    seen: list[Any] = []
+    r = LWWRegister("a", clock=fixed(1))
+    r.on_change = seen.append
+    d = r.set("x")
+    assert seen == [d]

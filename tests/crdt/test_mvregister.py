@@ -86,6 +86,7 @@ def test_from_state_round_trips() -> None:
         [[[["a", 0], 1]], [{}, []]],
         [[[["a", 1], 1], [["a", 1], 2]], [{}, []]],
         [[], [{}]],
+        [[[["a", 1], 1, 2]], [{}, []]],
     ],
 )
 def test_malformed_deltas_raise_decode_error_and_change_nothing(bad: Any) -> None:

@@ -203,7 +203,7 @@ class World:
         return self.spec.make(replica, itertools.count(1).__next__)
 
 
-def run_program(spec: Spec, data: st.DataObject, max_steps: int = 20) -> World:
+def run_program(spec: Spec, data: st.DataObject, max_steps: int = 12) -> World:
     rng = data.draw(st.randoms(use_true_random=False), label="rng")
     world = World(spec, rng)
     for r in REPLICAS:
@@ -248,7 +248,7 @@ def test_concurrent_deltas_commute(spec: Spec, data: st.DataObject) -> None:
             world.local(i, op)
     concurrent = world.deltas[start:]
     results = set()
-    for _ in range(3):
+    for _ in range(2):
         order = data.draw(st.permutations(concurrent), label="order")
         target = world.fresh()
         target.apply(wire(base))
@@ -332,7 +332,7 @@ def test_any_causal_delivery_order_gives_one_state(spec: Spec, data: st.DataObje
 @specs
 @given(data=st.data())
 def test_replicas_converge_after_exchanging_everything(spec: Spec, data: st.DataObject) -> None:
-    world = run_program(spec, data, max_steps=30)
+    world = run_program(spec, data, max_steps=24)
     world.exchange_all()
     states = {snapshot(r) for r in world.replicas}
     assert len(states) == 1

@@ -8,7 +8,7 @@ is therefore idempotent, commutative and associative.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
+from typing import Any, ClassVar, Protocol, Self, TypeVar, runtime_checkable
 
 from microstatedb.codec import digest_of, packb
 from microstatedb.errors import ConfigurationError, TypeMismatch
@@ -40,8 +40,13 @@ class CRDT(Protocol):
         """The full state as plain msgpack-able data in canonical (sorted) form."""
         ...
 
-    def merge(self, other: Any) -> None:
-        """Join another replica's full state into this one."""
+    @classmethod
+    def from_state(cls, replica: str, state: Any, *, clock: Clock | None = None) -> Self:
+        """A replica named ``replica`` holding ``state`` (as returned by ``state()``)."""
+        ...
+
+    def merge(self, other: Self) -> None:
+        """Join another replica's full state into this one (``apply(other.state())``)."""
         ...
 
     def reset(self) -> Any:

@@ -102,13 +102,20 @@ class DotContext:
     def join(self, other: DotContext) -> None:
         """Union with another context."""
         vv = self.vv
+        jumped = False
         for r, n in other.vv.items():
             if n > vv.get(r, 0):
                 vv[r] = n
-        if other.cloud:
+                jumped = True
+        if jumped and self.cloud:
+            # A version vector entry moved past cloud dots (a full-state merge): recompact.
             self.cloud |= other.cloud
-        if self.cloud:
             self.compact()
+            return
+        # A delta's few dots go in one at a time: O(their number), not O(cloud).
+        add = self.add
+        for d in other.cloud:
+            add(d)
 
     def compact(self) -> None:
         """Move cloud dots that extend a contiguous prefix into the version vector."""

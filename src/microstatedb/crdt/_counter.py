@@ -68,8 +68,17 @@ class PNCounter(_Base):
         if new:  # no zero entries: the state stays canonical
             p[r] = new
         f = self._fp.get(r, 0)
-        self._value += max(0, new - f) - max(0, old - f)
+        if old >= f:
+            self._value += n
+        elif new > f:
+            self._value += new - f
         delta = [{r: new}, {}, {}, {}]
+        # _emit inlined: this is the hottest path of the store
+        if self._parent is None:
+            cb = self.on_change
+            if cb is not None:
+                cb(delta)
+            return delta
         return self._emit(delta)
 
     def decrement(self, n: int = 1) -> Any:
@@ -87,9 +96,11 @@ class PNCounter(_Base):
         if new:
             m[r] = new
         f = self._fn.get(r, 0)
-        self._value -= max(0, new - f) - max(0, old - f)
-        delta = [{}, {r: new}, {}, {}]
-        return self._emit(delta)
+        if old >= f:
+            self._value -= n
+        elif new > f:
+            self._value -= new - f
+        return self._emit([{}, {r: new}, {}, {}])
 
     @classmethod
     def _decode(cls, delta: Any) -> list[dict[str, int]]:

@@ -192,7 +192,7 @@ class Document(_Base):
 
     @property
     def pending(self) -> int:
-        """Remote updates waiting for missing predecessors (not yet part of ``state()``)."""
+        """Remote updates waiting for missing predecessors (their edits are not visible yet)."""
         return len(self._pending)
 
     def state(self) -> bytes:
@@ -222,9 +222,7 @@ class Document(_Base):
             self._capture = None
         if not captured:
             return _EMPTY_UPDATE
-        if len(captured) == 1:
-            return captured[0]
-        merged: bytes = merge_updates(*captured)
+        merged: bytes = merge_updates(*captured)  # one transaction, so normally one update
         return merged
 
     def _is_empty(self) -> bool:

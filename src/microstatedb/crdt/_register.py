@@ -63,7 +63,9 @@ class LWWRegister(_Base):
 
     def set(self, v: Any) -> Any:
         """Write ``v`` (msgpack data); returns the delta."""
-        v = register_value(v)
+        t = type(v)
+        if t is not str and t is not bool and t is not float and v is not None:
+            v = register_value(v)
         clock = self._clock
         if clock is None:
             clock = self._clock = default_clock()
@@ -76,6 +78,11 @@ class LWWRegister(_Base):
         self._stamp = (ts, r)
         self._val = v
         delta = [[ts, r], v, None]
+        if self._parent is None:
+            cb = self.on_change
+            if cb is not None:
+                cb(delta)
+            return delta
         return self._emit(delta)
 
     @classmethod

@@ -56,23 +56,39 @@ class AWSet(_Base):
 
     def add(self, x: Any) -> Any:
         """Add ``x``; returns the delta."""
-        k = x if type(x) is str else elem_key(x)
-        if type(k) is tuple:
-            self._tagged = True
-        d = self._ctx.next_dot(self.replica)
+        if type(x) is str:
+            k = x
+        else:
+            k = elem_key(x)
+            if type(k) is tuple:
+                self._tagged = True
+            x = key_elem(k)
+        r = self.replica
+        ctx = self._ctx
+        if ctx.cloud:
+            r, n = ctx.next_dot(r)
+        else:
+            n = ctx.vv.get(r, 0) + 1
+            ctx.vv[r] = n
+        d = (r, n)
         entries = self._entries
         where = self._where
         old = entries.get(k)
         entries[k] = (d,)
         where[d] = k
-        seen = [list(d)]
+        seen = [[r, n]]
         if old:
             for o in old:
                 del where[o]
-                seen.append(list(o))
+                seen.append([o[0], o[1]])
         else:
             self._frozen = None
-        delta = [[[key_elem(k), [list(d)]]], [{}, seen]]
+        delta = [[[x, [[r, n]]]], [{}, seen]]
+        if self._parent is None:
+            cb = self.on_change
+            if cb is not None:
+                cb(delta)
+            return delta
         return self._emit(delta)
 
     def remove(self, x: Any) -> Any:
