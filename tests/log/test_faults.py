@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import gc
+import threading
 from pathlib import Path
 
 import pytest
@@ -109,6 +110,7 @@ def test_a_reader_follows_a_segment_sealed_under_it(tmp_path: Path) -> None:
         reader = log.read(0)  # planned while the first segment is plain and active
         log.append_many([ev("a", i) for i in range(6, 80)])
         log.flush()
+        log._wait_sealed()
         assert segment_files(tmp_path)[0].suffix == ".zst"
         assert [e.seq for e in reader] == [1, 2, 3, 4, 5]
 
@@ -136,3 +138,69 @@ def test_leftover_files_do_not_confuse_opening(tmp_path: Path) -> None:
     (tmp_path / "abc.seg").write_text("not a segment name")
     with EventLog(tmp_path) as log:
         assert list(log.read()) == events
+
+
+def _gated_compress(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+    """Make sealing wait for the returned gate: a slow compression, under the test's control."""
+    gate = threading.Event()
+    real = _log.compress
+
+    def slow(data: bytes) -> bytes:
+        assert gate.wait(timeout=30)
+        return real(data)
+
+    monkeypatch.setattr(_log, "compress", slow)
+    return gate
+
+
+def test_appends_under_always_do_not_wait_for_sealing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gate = _gated_compress(monkeypatch)
+    with EventLog(tmp_path, durability="always", segment_bytes=512) as log:
+        for i in range(1, 61):
+            log.append(ev("a", i))  # rolls several times while no seal can finish
+        assert log.next_position == 60
+        assert all(p.suffix == ".seg" for p in segment_files(tmp_path))
+        gate.set()
+    assert all(p.suffix == ".zst" for p in segment_files(tmp_path)[:-1])
+
+
+def test_a_release_during_a_seal_leaves_no_trace(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gate = _gated_compress(monkeypatch)
+    log = EventLog(tmp_path, durability="none", segment_bytes=512)
+    log.append_many([ev("a", i) for i in range(1, 61)])
+    log.flush()
+    log.write_snapshot(b"s", {"a": 60}, 60)
+    gone = log.release(60)
+    assert gone > 0
+    gate.set()
+    log._wait_sealed()
+    first = log.first_position
+    log.close()
+    assert all(int(p.name.split(".")[0]) >= first for p in segment_files(tmp_path))
+    assert not list(tmp_path.glob("*.tmp"))
+    with EventLog(tmp_path) as again:
+        assert again.first_position == first
+        assert [e.seq for e in again.read(first)] == list(range(first + 1, 61))
+
+
+def test_a_failed_seal_leaves_a_valid_plain_segment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_space(path: Path, data: bytes) -> Path:
+        raise OSError(errno.ENOSPC, "no space left on device")
+
+    monkeypatch.setattr(_log, "write_temporary", no_space)
+    with EventLog(tmp_path, durability="none", segment_bytes=512) as log:
+        log.append_many([ev("a", i) for i in range(1, 61)])
+        log.flush()
+        log._wait_sealed()
+        assert all(p.suffix == ".seg" for p in segment_files(tmp_path))
+        assert [e.seq for e in log.read()] == list(range(1, 61))
+    monkeypatch.undo()
+    with EventLog(tmp_path) as log:  # opening seals what was left plain
+        assert [e.seq for e in log.read()] == list(range(1, 61))
+    assert all(p.suffix == ".zst" for p in segment_files(tmp_path)[:-1])

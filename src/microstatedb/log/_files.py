@@ -22,8 +22,8 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename (crash-safe)."""
+def write_temporary(path: Path, data: bytes) -> Path:
+    """Write and fsync ``data`` beside ``path`` as ``<name>.tmp``; returns that file."""
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
@@ -33,7 +33,12 @@ def write_atomic(path: Path, data: bytes) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-    os.replace(tmp, path)
+    return tmp
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename (crash-safe)."""
+    os.replace(write_temporary(path, data), path)
     fsync_dir(path.parent)
 
 

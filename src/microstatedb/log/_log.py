@@ -44,6 +44,7 @@ from microstatedb.log._files import (
     os_error,
     remove_temporaries,
     write_atomic,
+    write_temporary,
 )
 from microstatedb.log._format import (
     FRAME_OVERHEAD,
@@ -86,7 +87,17 @@ def _fsync(fd: int) -> None:
 class _Segment:
     """What the log keeps per segment: a few numbers and the per-origin seq ranges."""
 
-    __slots__ = ("count", "disk_bytes", "first", "gap_from", "origins", "path", "sealed", "size")
+    __slots__ = (
+        "count",
+        "disk_bytes",
+        "first",
+        "gap_from",
+        "gone",
+        "origins",
+        "path",
+        "sealed",
+        "size",
+    )
 
     def __init__(self, first: int, gap_from: int, path: Path, sealed: bool) -> None:
         self.first = first
@@ -97,6 +108,7 @@ class _Segment:
         self.origins: dict[str, tuple[int, int]] = {}
         self.path = path
         self.sealed = sealed
+        self.gone = False  # released: a seal in progress must not bring it back
 
     @property
     def end(self) -> int:
@@ -132,6 +144,35 @@ def _flush_open_logs() -> None:
     for log in list(_OPEN_LOGS):
         with contextlib.suppress(MicroStateError, OSError):
             log.close()
+
+
+def _seal_loop(
+    ref: weakref.ref[EventLog],
+    cv: threading.Condition,
+    queue: list[_Segment],
+    stop: threading.Event,
+) -> None:
+    """Compress rolled segments off the write path; holds the log only while sealing."""
+    while True:
+        with cv:
+            while not queue and not stop.is_set():
+                cv.wait()
+            if not queue:
+                return
+            seg = queue[0]
+        log = ref()
+        try:
+            if log is not None:
+                log._seal(seg)
+        except (OSError, MicroStateError):
+            pass  # the segment stays plain, which is valid; the next open seals it
+        finally:
+            with cv:
+                queue.pop(0)
+                cv.notify_all()
+        if log is None:
+            return
+        del log
 
 
 def _segment_path(folder: Path, first: int, sealed: bool) -> Path:
@@ -222,6 +263,10 @@ class EventLog:
         self._fd = -1
         self._fsyncs = 0
         self._snap_generation = 0
+        self._seal_cv = threading.Condition(threading.Lock())
+        self._to_seal: list[_Segment] = []
+        self._seal_stop = threading.Event()
+        self._sealer: threading.Thread | None = None
         self._closed = True  # until the folder is open: nothing for close() or __del__ to do
         try:
             self._dir.mkdir(parents=True, exist_ok=True)
@@ -404,7 +449,17 @@ class EventLog:
         new = self._create_segment(old.end, old.end)
         old.sealed = True
         if self._compress:
-            self._seal(old)
+            with self._seal_cv:
+                self._to_seal.append(old)
+                if self._sealer is None:
+                    self._sealer = threading.Thread(
+                        target=_seal_loop,
+                        args=(weakref.ref(self), self._seal_cv, self._to_seal, self._seal_stop),
+                        name=f"msdb-log-seal:{self._dir}",
+                        daemon=True,
+                    )
+                    self._sealer.start()
+                self._seal_cv.notify()
         return new
 
     def _create_segment(self, first: int, gap_from: int) -> _Segment:
@@ -423,17 +478,33 @@ class EventLog:
         return seg
 
     def _seal(self, seg: _Segment) -> None:
-        """Replace a complete plain segment by its zstd form (crash-safe)."""
+        """Replace a complete plain segment by its zstd form (crash-safe).
+
+        Runs without ``_io_lock`` but for the swap: the plain file is immutable since the
+        roll fsynced it, and a release meanwhile marks the segment gone.
+        """
         assert self._dir is not None
         plain = seg.path
-        data = plain.read_bytes()
-        packed = compress(data)
+        packed = compress(plain.read_bytes())
         target = _segment_path(self._dir, seg.first, True)
-        write_atomic(target, packed)
-        seg.path = target
-        seg.disk_bytes = len(packed)
+        tmp = write_temporary(target, packed)
+        with self._io_lock:
+            if seg.gone:
+                tmp.unlink()
+                return
+            os.replace(tmp, target)
+            fsync_dir(self._dir)
+            seg.path = target
+            seg.disk_bytes = len(packed)
         # If this unlink is lost in a crash, opening finds both copies and keeps one.
         plain.unlink()
+
+    def _wait_sealed(self) -> None:
+        """Wait until the segments rolled so far are compressed (tests and close)."""
+        if self._dir is not None:
+            with self._seal_cv:
+                while self._to_seal:
+                    self._seal_cv.wait()
 
     def _commit(self, upto: int) -> None:
         """Return once positions below ``upto`` are written and fsynced (group commit).
@@ -697,6 +768,7 @@ class EventLog:
                         [_decode(b, path, o) for o, b in iter_frames(data, HEADER_SIZE, str(path))]
                     )
                 with self._io_lock:
+                    seg.gone = True
                     try:
                         seg.path.unlink()
                         fsync_dir(self._dir)
@@ -746,14 +818,20 @@ class EventLog:
             self._closed = True
         if self._dir is None:
             return
+        here = threading.current_thread()  # __del__ may run in one of the log's threads
         if self._thread is not None:
             self._wake.set()
-            if self._thread is not threading.current_thread():  # __del__ may run there
+            if self._thread is not here:
                 self._thread.join()
         try:
             if self._failed is None:
                 self._commit(self._next)
         finally:
+            with self._seal_cv:
+                self._seal_stop.set()
+                self._seal_cv.notify_all()
+            if self._sealer is not None and self._sealer is not here:
+                self._sealer.join()  # it finishes the queue: closed logs hold no plain seals
             with self._io_lock:
                 if self._fd >= 0:
                     os.close(self._fd)
