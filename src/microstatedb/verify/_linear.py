@@ -102,10 +102,11 @@ class _Budget(Exception):
 class _Prepared:
     """The entry list of one partition, built once, searched possibly many times."""
 
-    __slots__ = ("bits", "entry_op", "is_call", "match", "ops", "required")
+    __slots__ = ("bits", "entry_op", "is_call", "match", "ops", "readonly", "required")
 
-    def __init__(self, ops: Sequence[Operation]) -> None:
+    def __init__(self, ops: Sequence[Operation], model: SequentialModel) -> None:
         self.ops = list(ops)
+        self.readonly = [model.is_read_only(op) for op in self.ops]
         entries: list[tuple[int, int, int]] = []
         for i, op in enumerate(self.ops):
             entries.append((op.call, 0, i))
@@ -143,12 +144,13 @@ def _search(
     required = prep.required
     bits = prep.bits
     ops = prep.ops
+    readonly = prep.readonly
     step = model.step
     state: Hashable = model.init()
     left = sum(required)
     lin = 0
     cache: set[tuple[int, Hashable]] = set()
-    stack: list[tuple[int, Hashable]] = []
+    stack: list[tuple[int, Hashable, bool]] = []
     deepest = -1
     stuck_time = -1
     steps = 0
@@ -166,7 +168,10 @@ def _search(
                 key = (lin | bits[i], new_state)
                 if key not in cache:
                     cache.add(key)
-                    stack.append((e, state))
+                    # a read that is legal now may as well take effect now: any order that
+                    # places it later works with it moved here (it changes nothing), so this
+                    # choice needs no alternatives when the search comes back to it
+                    stack.append((e, state, readonly[i]))
                     lin = key[0]
                     state = new_state
                     left -= required[i]
@@ -183,6 +188,9 @@ def _search(
                             prv[q] = p
                     e = nxt[head]
                     continue
+                if readonly[i]:
+                    e = -1  # with the read placed, this was searched and failed: so did this
+                    continue
             e = nxt[e]
             continue
         # a return entry (or the end of the list): the search must undo its last choice
@@ -194,20 +202,22 @@ def _search(
                 order = [ops[entry_op[s[0]]] for s in stack]
                 blocked = ops[entry_op[e]] if e != -1 else None
                 track[:] = [deepest, order, state, blocked]
-        if not stack:
-            return False, len(cache), stuck_time
-        e, state = stack.pop()
-        i = entry_op[e]
-        lin &= ~bits[i]
-        left += required[i]
-        r = match[e]
-        if r != -1:
-            nxt[prv[r]] = r
-            if nxt[r] != -1:
-                prv[nxt[r]] = r
-        nxt[prv[e]] = e
-        if nxt[e] != -1:
-            prv[nxt[e]] = e
+        forced = True
+        while forced:
+            if not stack:
+                return False, len(cache), stuck_time
+            e, state, forced = stack.pop()
+            i = entry_op[e]
+            lin &= ~bits[i]
+            left += required[i]
+            r = match[e]
+            if r != -1:
+                nxt[prv[r]] = r
+                if nxt[r] != -1:
+                    prv[nxt[r]] = r
+            nxt[prv[e]] = e
+            if nxt[e] != -1:
+                prv[nxt[e]] = e
         e = nxt[e]
     return True, len(cache), stuck_time
 
@@ -224,7 +234,7 @@ def _run(gen: Generator[None, None, tuple[bool, int, int]]) -> tuple[bool, int, 
 def _violates(ops: Sequence[Operation], model: SequentialModel, max_steps: int) -> bool | None:
     """True when the search refutes ``ops`` within ``max_steps``; None when it ran out."""
     try:
-        return not _run(_search(_Prepared(ops), model, max_steps))[0]
+        return not _run(_search(_Prepared(ops, model), model, max_steps))[0]
     except _Budget:
         return None
 
@@ -324,7 +334,8 @@ def _explain(
     small, context, minimal = _minimize(ops, model, stuck_time, clock, budget_s, 50_000)
     track: list[object] = []
     try:
-        _run(_search(_Prepared(sorted([*small, *context], key=_by_call)), model, 400_000, track))
+        everything = sorted([*small, *context], key=_by_call)
+        _run(_search(_Prepared(everything, model), model, 400_000, track))
     except _Budget:  # pragma: no cover - the set was refuted within a budget just before
         track = []
     order: list[Operation] = list(track[1]) if track else []  # type: ignore[call-overload]
@@ -410,7 +421,7 @@ def check_linearizable(
     # smaller parts first: they are cheaper to refute
     order = sorted(parts, key=lambda k: len(parts[k]))
     running: dict[Hashable, Generator[None, None, tuple[bool, int, int]]] = {
-        k: _search(_Prepared(parts[k]), mdl, max_steps) for k in order
+        k: _search(_Prepared(parts[k], mdl), mdl, max_steps) for k in order
     }
     configurations = 0
     finished = 0
