@@ -193,3 +193,28 @@ def test_requests_time_out_and_silent_peers_are_reported() -> None:
 def test_config_is_checked(kwargs: dict[str, float]) -> None:
     with pytest.raises(ConfigurationError):
         AntiEntropyConfig(**kwargs)  # type: ignore[arg-type]
+
+
+def test_a_lost_batch_is_sent_again_even_while_writes_go_on() -> None:
+    nodes = make(["a", "b"], fanout=0, request_timeout=3.0)
+    a, b = nodes["a"], nodes["b"]
+    for _ in range(5):
+        a.store.counter("x").increment()
+    out = [("a", o) for o in a.tick(0.0)]
+    # deliver the round by hand and lose the first batch
+    queue = list(out)
+    lost = False
+    while queue:
+        src, item = queue.pop(0)
+        if not isinstance(item, Send):
+            continue
+        if isinstance(decode_message(item.payload), DeltaMessage) and not lost:
+            lost = True
+            continue
+        queue += [(item.to, r) for r in nodes[item.to].receive(0.0, src, item.payload)]
+    assert lost
+    assert b.store.counter("x").value == 0
+    for t in range(1, 15):  # a keeps writing and both keep opening rounds
+        a.store.counter("x").increment()
+        tick_all(nodes, float(t))
+    assert b.store.counter("x").value == a.store.counter("x").value

@@ -26,7 +26,7 @@ import random
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from microstatedb.clock import vv_merge
+from microstatedb.clock import vv_dominates, vv_merge
 from microstatedb.errors import ConfigurationError
 from microstatedb.protocols._membership import Membership, PeerDown, PeerUp, PhiAccrualDetector
 from microstatedb.protocols._messages import (
@@ -254,17 +254,23 @@ class AntiEntropy:
 
     def _assume(self, peer: str, now: float, vv: dict[str, int]) -> dict[str, int]:
         # What we sent the peer recently is on its way: a request written before it arrived
-        # must not make us send it again. A lost batch is sent again once the promise expires.
+        # must not make us send it again. The promise ends when the peer shows it has it all,
+        # or request_timeout after its oldest part was sent: then a lost batch is sent again.
         promised = self._promised.get(peer)
-        if promised is None or now - promised[0] >= self.config.request_timeout:
+        if promised is None:
+            return vv
+        if now - promised[0] >= self.config.request_timeout or vv_dominates(vv, promised[1]):
+            del self._promised[peer]
             return vv
         return vv_merge(vv, promised[1])
 
     def _promise(self, peer: str, now: float, upto: dict[str, int]) -> None:
         promised = self._promised.get(peer)
         if promised is not None and now - promised[0] < self.config.request_timeout:
-            upto = vv_merge(promised[1], upto)
-        self._promised[peer] = (now, upto)
+            # keep the oldest time: steady traffic must not keep a lost batch promised forever
+            self._promised[peer] = (promised[0], vv_merge(promised[1], upto))
+        else:
+            self._promised[peer] = (now, upto)
 
     def _pick(self, now: float) -> str | None:
         return self.membership.pick(self._rng, now, self._inflight)
