@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from microstatedb.errors import ConfigurationError, DecodeError
-from microstatedb.verify import History, HistoryEvent, Keyword
+from microstatedb.verify import History, HistoryEvent, Keyword, check_linearizable
 from microstatedb.verify._edn import read_edn_forms, write_edn
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "porcupine"
@@ -143,6 +143,30 @@ def test_edn_vector_history_with_times_and_nemesis() -> None:
     assert [(e.type, e.time) for e in h] == [("invoke", 100), ("ok", 250)]
     with pytest.raises(DecodeError, match="line 1: each history form must be an EDN map"):
         History.parse("[1 2]\n", "edn")
+    with pytest.raises(DecodeError, match="line 1: each history form must be an EDN map"):
+        History.parse("[]\n[]", "edn")
+
+
+def test_edn_list_history_in_knossos_style() -> None:
+    # a list of maps with comments, an :error field and a nemesis map spread over lines
+    text = """(
+ {:type :invoke, :f :write, :value 0, :process 0}
+ {:type :ok, :f :write, :value 0, :process 0}
+ ; a read and a write overlap; the read returns a value nobody wrote
+ {:type :invoke, :f :read, :value nil, :process 1}
+ {:process :nemesis,
+  :type :info, :f :start, :value "cut off [:n1 :n2]"}
+ {:type :invoke, :f :write, :value 4, :process 2}
+ {:type :ok, :f :read, :value 3, :process 1}
+ {:type :fail, :f :write, :value 4, :process 2, :error [:timeout nil]}
+)"""
+    h = History.parse(text, "edn")
+    assert h.lines == (2, 3, 5, 8, 9, 10)
+    assert [e.time for e in h] == [0, 1, 2, 4, 5, 6]  # positions, the nemesis included
+    result = check_linearizable(h, "register")
+    assert not result.ok
+    assert result.explanation is not None
+    assert [op.line for op in result.explanation.operations] == [5]
 
 
 def test_jepsen_log_export_needs_keyless_history() -> None:

@@ -164,6 +164,29 @@ def _escape_char(ch: str) -> str:
     return ch
 
 
+def read_edn_items(text: str) -> list[tuple[Any, int]]:
+    """Like ``read_edn_forms``, but a text that is one vector or list gives its elements.
+
+    Jepsen writes a history either as one map per line or as one vector of maps; either way
+    each item comes with the line it starts on, for error messages.
+    """
+    reader = _Reader(text)
+    tokens = reader.tokens
+    if tokens and tokens[0][0] == "open" and tokens[0][1] in ("[", "("):
+        closer = _CLOSERS[tokens[0][1]]
+        reader.i = 1
+        items: list[tuple[Any, int]] = []
+        while reader.i < len(tokens) and tokens[reader.i][:2] != ("close", closer):
+            items.append(reader.form())
+        if reader.i == len(tokens) - 1:
+            return items
+    reader.i = 0
+    forms: list[tuple[Any, int]] = []
+    while reader.i < len(tokens):
+        forms.append(reader.form())
+    return forms
+
+
 def _escape(text: str) -> str:
     return "".join(_escape_char(ch) for ch in text)
 

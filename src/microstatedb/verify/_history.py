@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 from microstatedb.errors import ConfigurationError, DecodeError
-from microstatedb.verify._edn import Keyword, read_edn_forms, write_edn
+from microstatedb.verify._edn import Keyword, read_edn_forms, read_edn_items, write_edn
 
 EVENT_TYPES = frozenset({"invoke", "ok", "fail", "info"})
 """The ``type`` values an event may have."""
@@ -297,11 +297,7 @@ def _event_json(ev: HistoryEvent) -> str:
 
 
 def _parse_edn(text: str) -> History:
-    forms = read_edn_forms(text)
-    if len(forms) == 1 and isinstance(forms[0][0], list):
-        # a whole history as one vector of maps: every map shares the vector's first line
-        start = forms[0][1]
-        forms = [(m, start) for m in forms[0][0]]
+    forms = read_edn_items(text)
     events: list[HistoryEvent] = []
     lines: list[int] = []
     for position, (form, line) in enumerate(forms):
