@@ -128,6 +128,15 @@ def test_settings_are_checked() -> None:
         sim.partition(["nope"])
     with pytest.raises(ConfigurationError):
         sim.workload(rate=0, until=1)
+    for call in (
+        lambda: sim.store("n999"),
+        lambda: sim.crash("x"),
+        lambda: sim.restart("x"),
+        lambda: sim.cut("n000", "x"),
+        lambda: sim.write("x"),
+    ):
+        with pytest.raises(ConfigurationError):
+            call()
     assert "seed=0" in repr(sim)
     assert sim.protocol("n000").name == "n000"
     empty = Simulation(1)
@@ -146,11 +155,13 @@ faults = st.fixed_dictionaries(
         "crash": st.booleans(),
         "wipe": st.booleans(),
         "asym": st.booleans(),
+        "corrupt": st.sampled_from([0.0, 0.05]),
+        "flap": st.booleans(),
     }
 )
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(faults)
 def test_nemesis_every_seed_converges(f: dict[str, object]) -> None:
     seed = int(f["seed"])  # type: ignore[call-overload]
@@ -161,18 +172,21 @@ def test_nemesis_every_seed_converges(f: dict[str, object]) -> None:
         loss=float(f["loss"]),
         duplicate=float(f["duplicate"]),  # type: ignore[arg-type]
         delay=(0.001, 0.3),
+        corrupt=float(f["corrupt"]),  # type: ignore[arg-type]
     )
     cut = int(f["split"]) % n or 1  # type: ignore[call-overload]
     sim.partition(sim.names[:cut])
     if f["asym"]:
         sim.cut(sim.names[-1], sim.names[0])
+    if f["flap"]:
+        sim.flap([sim.names[: n // 2]], period=0.8, until=6)
     sim.workload(rate=4, until=8)
     if f["crash"]:
         sim.schedule(2, lambda: sim.crash(sim.names[-1], keep_disk=not f["wipe"]))
         sim.schedule(6, lambda: sim.restart(sim.names[-1]))
     sim.run(10)
     sim.heal()
-    sim.loss = 0.0
+    sim.loss = sim.corrupt = 0.0
     took = sim.run_until_converged(300)
     report = sim.report()
     sim.close()

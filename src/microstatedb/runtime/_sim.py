@@ -192,17 +192,23 @@ class Simulation:
         node.up = True
         self._push(node.protocol.next_deadline, _TICK, node.name, node.incarnation)
 
+    def _node(self, name: str) -> _Node:
+        node = self._nodes.get(name)
+        if node is None:
+            raise ConfigurationError(f"no node {name!r} in this simulation; names are n000...")
+        return node
+
     def store(self, name: str) -> Store:
         """The store of node ``name`` (its current incarnation)."""
-        return self._nodes[name].store
+        return self._node(name).store
 
     def protocol(self, name: str) -> AntiEntropy:
         """The anti-entropy object of node ``name``."""
-        return self._nodes[name].protocol
+        return self._node(name).protocol
 
     def is_up(self, name: str) -> bool:
         """True unless the node is crashed."""
-        return self._nodes[name].up
+        return self._node(name).up
 
     def up_nodes(self) -> list[str]:
         """Names of the nodes that are running."""
@@ -215,7 +221,7 @@ class Simulation:
         its state); ``keep_disk=False`` a lost disk: it comes back empty, under a new store id
         so that its new events never reuse the dots of its old ones.
         """
-        node = self._nodes[name]
+        node = self._node(name)
         if not node.up:
             return
         node.up = False
@@ -227,7 +233,7 @@ class Simulation:
 
     def restart(self, name: str) -> None:
         """Start a crashed node again (protocol state starts afresh)."""
-        node = self._nodes[name]
+        node = self._node(name)
         if node.up:
             return
         self._boot(node, fresh=not node.keep_disk)
@@ -250,6 +256,8 @@ class Simulation:
 
     def cut(self, src: str, dst: str) -> None:
         """Cut one direction only (an asymmetric partition): ``src`` can no longer reach ``dst``."""
+        self._node(src)
+        self._node(dst)
         self._cut.add((src, dst))
 
     def heal(self) -> None:
@@ -316,7 +324,7 @@ class Simulation:
 
     def write(self, name: str, op: Callable[[Store], object] | None = None) -> None:
         """One local write on node ``name`` (a random mixed-CRDT one when ``op`` is None)."""
-        node = self._nodes[name]
+        node = self._node(name)
         if not node.up:
             raise ConfigurationError(f"node {name!r} is crashed; restart it before writing")
         store = node.store
