@@ -29,6 +29,7 @@ def test_schema_all_is_pinned() -> None:
             "SchemaRecord",
             "SchemaSource",
             "SchemaType",
+            "StoreSchema",
             "StoreStorage",
             "Transport",
             "Upcasters",

@@ -2,8 +2,8 @@
 
 from microstatedb.replica._batch import Batch, decode_batch, encode_batch
 from microstatedb.replica._consistency import Consistency, KeyModes
-from microstatedb.replica._fleet import StoreFleet
 from microstatedb.replica._delta import Delta, causal_stability, compact_stable, delta_since
+from microstatedb.replica._fleet import StoreFleet
 from microstatedb.replica._merkle import (
     BUCKETS,
     SummaryCache,

@@ -41,6 +41,14 @@ from microstatedb.errors import (
 from microstatedb.log import EventLog, EventStore, RecoveryReport
 from microstatedb.replica._batch import decode_batch, encode_batch
 from microstatedb.replica._consistency import Consistency, KeyModes
+from microstatedb.replica._schema_hook import (
+    BOUND,
+    BoundMap,
+    BoundMVRegister,
+    BoundRegister,
+    BoundSet,
+    ValueSchema,
+)
 from microstatedb.replica._session import Session
 
 T = TypeVar("T")
@@ -74,6 +82,12 @@ class Store:
     folder and survive restarts. ``log=False`` keeps state only (no history): it replicates by
     shipping state and, when durable, persists by snapshots alone.
     """
+
+    # Key prefix -> (schema, subject), and each looked-up key's binding (None: unbound).
+    # None until a prefix is bound, so a store without schemas pays one attribute test per
+    # handle lookup and nothing on its write path.
+    _schemas: dict[str, tuple[ValueSchema, str]] | None = None
+    _key_schemas: dict[str, tuple[ValueSchema, str] | None]
 
     def __init__(
         self,
@@ -261,36 +275,106 @@ class Store:
         """The PN-counter at ``key`` (created empty on first use)."""
         return self._get(key, PNCounter)
 
-    def register(self, key: str) -> LWWRegister:
-        """The last-writer-wins register at ``key``."""
+    def register(self, key: str) -> LWWRegister | BoundRegister:
+        """The last-writer-wins register at ``key`` (bound handle under a bound prefix)."""
+        if self._schemas is not None:
+            return self._bound(key, LWWRegister)  # type: ignore[no-any-return]
         return self._get(key, LWWRegister)
 
-    def mvregister(self, key: str) -> MVRegister:
+    def mvregister(self, key: str) -> MVRegister | BoundMVRegister:
         """The multi-value register at ``key`` (keeps concurrent writes side by side)."""
+        if self._schemas is not None:
+            return self._bound(key, MVRegister)  # type: ignore[no-any-return]
         return self._get(key, MVRegister)
 
-    def set(self, key: str) -> AWSet:
-        """The add-wins set at ``key``."""
+    def set(self, key: str) -> AWSet | BoundSet:
+        """The add-wins set at ``key`` (bound handle under a bound prefix)."""
+        if self._schemas is not None:
+            return self._bound(key, AWSet)  # type: ignore[no-any-return]
         return self._get(key, AWSet)
 
-    def map(self, key: str) -> ORMap:
+    def map(self, key: str) -> ORMap | BoundMap:
         """The map of nested CRDTs at ``key`` (update-wins on concurrent remove)."""
+        if self._schemas is not None:
+            return self._bound(key, ORMap)  # type: ignore[no-any-return]
         return self._get(key, ORMap)
 
     def document(self, key: str) -> Document:
         """The pycrdt-backed document at ``key``."""
+        if self._schemas is not None and self.subject_of(key) is not None:
+            raise InvalidOperation(
+                f"{key!r} is under a prefix bound to a schema, and documents hold no schema "
+                "values; keep documents under an unbound prefix"
+            )
         return self._get(key, Document)
+
+    # ------------------------------------------------------------------------- schemas
+
+    def bind_schema(self, prefix: str, schema: ValueSchema, subject: str) -> None:
+        """Values written under keys starting with ``prefix`` must follow ``subject``.
+
+        ``schema`` validates and frames each value before the CRDT changes (a
+        ``SchemaViolation`` writes nothing) and reads framed values back, upcast; a
+        ``microstatedb.schema.SchemaBinding`` or ``StoreSchema`` is one. The longest bound
+        prefix of a key wins. Handles handed out before the call keep their old binding.
+        """
+        self._check_open()
+        if not isinstance(prefix, str) or not isinstance(subject, str) or not subject:
+            raise ConfigurationError(
+                f"bind_schema takes a str prefix and a non-empty subject, got {prefix!r} and "
+                f"{subject!r}"
+            )
+        if not isinstance(schema, ValueSchema):
+            raise ConfigurationError(
+                f"{type(schema).__name__} cannot validate values: a schema needs "
+                "validate_and_frame(subject, value) and read(subject, data)"
+            )
+        schemas = dict(self._schemas or {})
+        schemas[prefix] = (schema, subject)
+        self._key_schemas = {}
+        self._schemas = schemas
+
+    def subject_of(self, key: str) -> str | None:
+        """The subject bound to the longest prefix of ``key``, or None if none is."""
+        found = self._schema_of(key)
+        return None if found is None else found[1]
+
+    def _schema_of(self, key: str) -> tuple[ValueSchema, str] | None:
+        schemas = self._schemas
+        if schemas is None:
+            return None
+        cache = self._key_schemas
+        if key in cache:
+            return cache[key]
+        best = max((p for p in schemas if key.startswith(p)), key=len, default=None)
+        found = cache[key] = None if best is None else schemas[best]
+        return found
+
+    def _bound(self, key: str, cls: type[T]) -> Any:
+        found = self._schema_of(key) if isinstance(key, str) else None
+        if found is None:
+            return self._get(key, cls)
+        obj: Any = None
+        if key in self._objs:
+            obj = self._get(key, cls)
+        else:
+            self._admit(key, True)  # created at the first accepted write, not now
+
+        def attach(create: bool) -> Any:
+            have = self._objs.get(key)
+            if have is None and not create:
+                return None
+            return self._get(key, cls)
+
+        kind: str = cls.kind  # type: ignore[attr-defined]
+        return BOUND[kind](obj, found[0], found[1], key, attach)
 
     def _get(self, key: str, cls: type[T]) -> T:
         obj = self._objs.get(key)
         if obj is not None and type(obj) is cls:
             return obj
-        self._check_open()
-        if not isinstance(key, str) or not key:
-            raise ConfigurationError(f"keys are non-empty strings, got {key!r}")
+        self._admit(key, obj is None)
         kind: str = cls.kind  # type: ignore[attr-defined]
-        if obj is None and self.modes.configured:
-            self.modes.check(key, strong=False)  # strongly consistent keys have no CRDT
         if obj is not None:
             raise TypeMismatch(
                 f"key {key!r} holds a {obj.kind}, not a {kind}; use store.{obj.kind}({key!r})"
@@ -299,6 +383,14 @@ class Store:
         obj = self._adopt(key, new_crdt(kind, self.node_id, clock=self._clock_now))
         self._objs[key] = obj
         return obj  # type: ignore[return-value]
+
+    def _admit(self, key: str, new: bool) -> None:
+        # The checks before a key is handed out (and created on first use).
+        self._check_open()
+        if not isinstance(key, str) or not key:
+            raise ConfigurationError(f"keys are non-empty strings, got {key!r}")
+        if new and self.modes.configured:
+            self.modes.check(key, strong=False)  # strongly consistent keys have no CRDT
 
     def _adopt(self, key: str, obj: CRDT) -> CRDT:
         obj.on_change = self._writer(key, obj.kind)
@@ -618,8 +710,17 @@ class Store:
         return digest_of(packb(parts))
 
     def value(self) -> dict[str, Any]:
-        """Every key's plain value."""
+        """Every key's plain value (decoded and upcast under bound prefixes)."""
+        if self._schemas is not None:
+            return {key: self._read_value(key, obj) for key, obj in sorted(self._objs.items())}
         return {key: obj.value for key, obj in sorted(self._objs.items())}
+
+    def _read_value(self, key: str, obj: CRDT) -> Any:
+        found = self._schema_of(key)
+        bound = BOUND.get(obj.kind)
+        if found is None or bound is None:
+            return obj.value
+        return bound(obj, found[0], found[1], key).value
 
     def stats(self) -> StoreStats:
         """Counts for monitoring and tests."""

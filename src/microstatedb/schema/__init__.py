@@ -6,7 +6,8 @@ Layering inside the package, from the core outward: ``_types`` (records), ``_avr
 ``_negotiate`` (evolution at run time), ``_registry`` (the embedded registry over a storage
 protocol; ``_storestorage`` keeps it in a store), ``_rest`` (its REST API as a plain
 function), ``_server`` (that API over aiohttp), ``_client`` (the REST client) and
-``_binding`` (what the store calls on its data path).
+``_binding`` (what the store calls on its data path) with ``_store_binding`` (its adapter
+for stores whose replicas write different versions).
 """
 
 from microstatedb.schema._binding import Decoded, SchemaBinding, SchemaSource
@@ -31,6 +32,7 @@ from microstatedb.schema._registry import (
 )
 from microstatedb.schema._rest import handle
 from microstatedb.schema._server import RegistryServer, make_app
+from microstatedb.schema._store_binding import StoreSchema
 from microstatedb.schema._storestorage import StoreStorage
 from microstatedb.schema._types import (
     CompatibilityResult,
@@ -66,6 +68,7 @@ __all__ = [
     "SchemaRecord",
     "SchemaSource",
     "SchemaType",
+    "StoreSchema",
     "StoreStorage",
     "Transport",
     "Upcasters",
