@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+import sys
 import tempfile
 import threading
 from pathlib import Path
@@ -267,3 +268,35 @@ def test_concurrent_releases_and_appends_in_memory() -> None:
     assert log.first_position == 2000
     assert list(archive.read()) == events[:2000]
     assert list(log.read(2000)) == events[2000:]
+
+
+def test_memory_readers_never_see_a_shifted_event_during_releases() -> None:
+    log = EventLog(None)
+    log.append_many([ev("a", i) for i in range(1, 20_001)])  # position p holds seq p + 1
+    log.write_snapshot(b"s", {"a": 20_000}, 20_000)
+    wrong: list[tuple[int, int]] = []
+    done = threading.Event()
+
+    def reader() -> None:
+        while not done.is_set():
+            start = log.first_position
+            try:
+                for pos, e in enumerate(log.read(start), start):
+                    if e.seq != pos + 1:
+                        wrong.append((pos, e.seq))
+            except InvalidOperation:
+                continue  # released under the reader: start again from the new first
+
+    t = threading.Thread(target=reader)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads between nearly every bytecode
+    try:
+        t.start()
+        for upto in range(200, 20_001, 200):
+            log.release(upto)
+    finally:
+        done.set()
+        t.join()
+        sys.setswitchinterval(interval)
+    assert wrong == []
+    assert log.first_position == 20_000

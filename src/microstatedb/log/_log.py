@@ -76,6 +76,7 @@ _NONE_BUFFER = 1 << 16
 _BATCH_BUFFER = 1 << 26
 """Under ``batch``, an append waits for a commit only when this many bytes are pending."""
 _MIN_SEGMENT = 256
+_READ_CHUNK = 1024
 _PLAIN = ".seg"
 _SEALED = ".seg.zst"
 
@@ -592,13 +593,21 @@ class EventLog:
         return self._read_segments(plan, start)
 
     def _read_memory(self, start: int, end: int) -> Iterator[Event]:
-        for pos in range(start, end):
-            index = pos - self._base
-            if index < 0:
-                raise InvalidOperation(
-                    f"position {pos} was released while being read; use the latest snapshot"
-                )
-            yield self._events[index]
+        # Chunks copied under the lock: a release shifts the list and moves the base in two
+        # steps, which a reader must never see half done.
+        pos = start
+        while pos < end:
+            with self._lock:
+                index = pos - self._base
+                if index < 0:
+                    raise InvalidOperation(
+                        f"position {pos} was released while being read; use the latest snapshot"
+                    )
+                chunk = self._events[index : index + min(end - pos, _READ_CHUNK)]
+            if not chunk:
+                return
+            yield from chunk
+            pos += len(chunk)
 
     def read_origin(self, origin: str, after_seq: int = 0) -> Iterator[Event]:
         """The events of ``origin`` with ``seq > after_seq`` still held locally, in log order."""
