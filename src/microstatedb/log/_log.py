@@ -333,8 +333,9 @@ class EventLog:
 
         In memory it is the event list's own ``append``: no checks, no lock, no position
         returned (the list append is atomic, and ``release`` keeps the same list object).
-        The caller must build valid ``Event`` values and stop using it after ``close()``.
-        For a durable log it is ``append`` itself.
+        The caller must build valid ``Event`` values and stop using it after ``close()``;
+        while another thread uses ``append`` at the same time, the positions that ``append``
+        returns may be off. For a durable log it is ``append`` itself.
         """
         if self._dir is None:
             return self._events.append
