@@ -181,3 +181,19 @@ def test_compaction_of_a_durable_store_goes_to_its_archive(tmp_path: object) -> 
     plain.counter("x").increment()
     assert compact_stable(plain, {"p": 1}) == 0
     plain.close()
+
+
+def test_the_origin_index_shrinks_with_the_log() -> None:
+    from microstatedb.replica._delta import _INDEXES
+
+    a = msdb.Store("a", snapshot_every=100)
+    b = msdb.Store("b")
+    for _ in range(1000):
+        a.counter("x").increment()
+        if a.version_vector["a"] % 50 == 0:
+            b.apply(delta_since(a, b.version_vector).data)
+    index = _INDEXES[a]
+    held = a.stats().events_in_log
+    assert 0 < held <= 200
+    assert len(index.positions["a"]) <= held + 50  # released events left the index too
+    assert b.digest() == a.digest()

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import heapq
 import weakref
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from itertools import islice
@@ -49,15 +49,31 @@ class Delta:
 class _OriginIndex:
     """Per origin, the seqs and log positions of its events in one store's in-memory log."""
 
-    __slots__ = ("positions", "seqs", "upto")
+    __slots__ = ("positions", "pruned", "seqs", "upto")
 
     def __init__(self) -> None:
         self.seqs: dict[str, list[int]] = {}
         self.positions: dict[str, list[int]] = {}
         self.upto = 0
+        self.pruned = 0
+
+    def prune(self, first: int) -> None:
+        # Entries of released positions go too, so the index stays as small as the log.
+        for origin in list(self.positions):
+            positions = self.positions[origin]
+            cut = bisect_left(positions, first)
+            if cut:
+                del positions[:cut]
+                del self.seqs[origin][:cut]
+            if not positions:
+                del self.positions[origin]
+                del self.seqs[origin]
+        self.pruned = first
 
     def catch_up(self, store: Store) -> None:
         log = store._log
+        if log.first_position > self.pruned:
+            self.prune(log.first_position)
         start = max(self.upto, log.first_position)
         end = log.next_position
         if start >= end:
