@@ -4,7 +4,9 @@ Nothing here opens a socket or reads a clock: the deterministic simulator
 (``microstatedb.runtime.sim``) and the asyncio runtime drive the same objects, passing the
 time in. This package holds delta anti-entropy with gossip, Merkle summaries and
 back-pressure, membership with a phi-accrual failure detector, and per-key consensus without
-a log (CASPaxos) with read leases for linearizable registers.
+a log (CASPaxos) with read leases for linearizable registers, and distributed transactions:
+two-phase commit with presumed abort and cooperative termination, and sagas whose steps run
+behind an idempotency barrier, all recorded as events in each party's own store.
 """
 
 from microstatedb.protocols._antientropy import (
@@ -13,6 +15,16 @@ from microstatedb.protocols._antientropy import (
     AntiEntropyStats,
     Output,
     Send,
+)
+from microstatedb.protocols._barrier import (
+    Barrier,
+    Journal,
+    Outcome,
+    StepResult,
+    Write,
+    failed,
+    ok,
+    retry,
 )
 from microstatedb.protocols._lease import Ballot, LeaseConfig, LeaseHolder, LeaseTable
 from microstatedb.protocols._membership import Membership, PeerDown, PeerUp, PhiAccrualDetector
@@ -37,6 +49,18 @@ from microstatedb.protocols._quorum import (
     QuorumStats,
     message_kind,
 )
+from microstatedb.protocols._saga import Orchestrator, SagaParticipant, SagaStats, SagaStep
+from microstatedb.protocols._twophase import (
+    Coordinator,
+    Finished,
+    Participant,
+    TwoPhaseStats,
+    TxnConfig,
+    TxnMessage,
+    TxnSend,
+    decode_txn_message,
+    encode_txn_message,
+)
 
 __all__ = [
     "AcceptorStorage",
@@ -44,16 +68,23 @@ __all__ = [
     "AntiEntropyConfig",
     "AntiEntropyStats",
     "Ballot",
+    "Barrier",
     "Change",
+    "Coordinator",
     "DeltaMessage",
     "Done",
+    "Finished",
+    "Journal",
     "LeaseConfig",
     "LeaseHolder",
     "LeaseTable",
     "Membership",
     "MemoryStorage",
     "Message",
+    "Orchestrator",
+    "Outcome",
     "Output",
+    "Participant",
     "PeerDown",
     "PeerUp",
     "PhiAccrualDetector",
@@ -63,10 +94,24 @@ __all__ = [
     "QuorumOutput",
     "QuorumStats",
     "Request",
+    "SagaParticipant",
+    "SagaStats",
+    "SagaStep",
     "Same",
     "Send",
+    "StepResult",
     "Summary",
+    "TwoPhaseStats",
+    "TxnConfig",
+    "TxnMessage",
+    "TxnSend",
+    "Write",
     "decode_message",
+    "decode_txn_message",
     "encode_message",
+    "encode_txn_message",
+    "failed",
     "message_kind",
+    "ok",
+    "retry",
 ]

@@ -3,7 +3,9 @@
 ``microstatedb.runtime.sim`` runs hundreds of nodes in one process over a simulated network;
 ``SimCluster`` runs the per-key consensus with leases and ``run_chaos`` drives clients against
 it (or against CRDT stores) under faults;
-``Node`` runs one node over HTTP. Both drive the same ``protocols`` objects.
+``Node`` runs one node over HTTP; ``TxnSim`` and ``TxnNode`` run the transaction protocols
+(two-phase commit and sagas) in the simulator and over HTTP. All drive the same ``protocols``
+objects.
 """
 
 from microstatedb.runtime import sim
@@ -11,15 +13,21 @@ from microstatedb.runtime._chaos import NEMESES, ChaosResult, run_chaos
 from microstatedb.runtime._cluster import ClusterStats, SimCluster
 from microstatedb.runtime._node import Node, plain
 from microstatedb.runtime._sim import SimReport, Simulation
+from microstatedb.runtime._txn import CrashPoint, TxnHost, TxnNode, TxnSim, TxnSimStats
 
 __all__ = [
     "NEMESES",
     "ChaosResult",
     "ClusterStats",
+    "CrashPoint",
     "Node",
     "SimCluster",
     "SimReport",
     "Simulation",
+    "TxnHost",
+    "TxnNode",
+    "TxnSim",
+    "TxnSimStats",
     "plain",
     "run_chaos",
     "sim",
