@@ -21,6 +21,7 @@ COMMANDS: tuple[str, ...] = (
     "microstatedb.cli._serve",
     "microstatedb.cli._simulate",
     "microstatedb.cli._chaos",
+    "microstatedb.cli._mesh",
 )
 
 
