@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from microstatedb.crdt import AWSet, LWWRegister, MVRegister, ORMap, PNCounter
+from microstatedb.crdt import CRDT, AWSet, LWWRegister, MVRegister, ORMap, PNCounter
 from microstatedb.errors import (
     ConfigurationError,
     DecodeError,
@@ -29,6 +29,7 @@ from microstatedb.replica import (
     Store,
     ValueSchema,
     decode_batch,
+    decode_token,
     sync,
 )
 from microstatedb.schema import (
@@ -263,10 +264,16 @@ def test_a_remove_takes_every_encoding_of_the_value() -> None:
     assert a.digest() == b.digest()
 
 
-def test_a_set_of_records_reads_through_elements(store: Store) -> None:
+def test_a_set_of_records_reads_through_elements(world: World, store: Store) -> None:
+    with world.store("old", world.schema(pin=1)) as old:
+        old.set("order:set").add({"id": "o", "qty": 1})
+        sync(old, store)
     orders = store.set("order:set")
-    orders.add({"id": "o", "qty": 1})
+    orders.add({"id": "o", "qty": 1, "currency": "EUR"})  # the same value, framed by v2
+    assert len(orders.crdt) == 2
     assert orders.elements() == [{"id": "o", "qty": 1, "currency": "EUR"}]
+    assert len(orders) == 1
+    assert list(orders) == orders.elements()
     assert {"id": "o", "qty": 1, "currency": "EUR"} in orders
     with pytest.raises(InvalidOperation, match="elements"):
         _ = orders.value
@@ -327,6 +334,9 @@ def test_unbound_keys_get_the_crdt_itself(world: World) -> None:
         assert plain.subject_of("order:1") is None
     with world.store("bound") as store:
         assert type(store.register("user:1")) is LWWRegister
+        assert store.register("user:1") is store.register("user:1")
+        with pytest.raises(ConfigurationError):
+            store.register(5)  # type: ignore[arg-type]
         assert type(store.mvregister("user:2")) is MVRegister
         assert type(store.set("user:3")) is AWSet
         assert type(store.map("user:4")) is ORMap
@@ -382,9 +392,35 @@ def test_a_session_hands_out_bound_handles(store: Store) -> None:
         assert s.register("order:1").value["qty"] == 5
         with pytest.raises(SchemaViolation):
             s.register("order:1").set({"qty": 5})
+        assert decode_token(s.token) == {"a": 1}
+        # a write through a nested bound handle is covered by the token too
+        s.map("order:m").map("inner").register("r").set({"id": "m", "qty": 1})
+        assert decode_token(s.token) == {"a": 2}
         token = s.token
     with store.session(token=token) as s2:
         assert s2.register("order:1").value["id"] == "o"
+        assert s2.map("order:m").value["inner"]["r"]["id"] == "m"
+
+
+def test_bound_handles_follow_the_crdt_protocol(world: World, store: Store) -> None:
+    handle = store.register("order:1")
+    assert isinstance(handle, CRDT)
+    assert handle.replica == "a"
+    assert handle.on_change is None  # no CRDT yet
+    handle.set({"id": "o", "qty": 1})
+    assert handle.on_change is not None
+    with world.store("b") as other:
+        theirs = other.register("order:1")
+        theirs.merge(handle)
+        assert theirs.value == handle.value
+        assert other.version_vector == {}  # a merge is a join, not a logged write
+        copy = BoundRegister.from_state("c", handle.state())
+        assert type(copy) is LWWRegister
+        assert copy.value == handle.crdt.value
+        fresh = other.mvregister("order:2")
+        fresh.apply(store.mvregister("order:9").state())
+        fresh.merge(MVRegister("x"))
+        assert fresh.value == ()
 
 
 def test_reset_is_not_a_value_write(store: Store) -> None:

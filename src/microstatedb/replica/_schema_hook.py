@@ -45,15 +45,24 @@ Attach = Callable[[bool], Any]
 class _Bound:
     """What every bound handle shares: the CRDT (found lazily), its schema and its subject."""
 
-    __slots__ = ("_attach", "_obj", "key", "schema", "subject")
+    __slots__ = ("_attach", "_obj", "key", "replica", "schema", "subject")
 
     _cls: type[Any]
 
     def __init__(
-        self, obj: Any, schema: ValueSchema, subject: str, key: str, attach: Attach | None = None
+        self,
+        obj: Any,
+        schema: ValueSchema,
+        subject: str,
+        key: str,
+        attach: Attach | None = None,
+        *,
+        replica: str | None = None,
     ) -> None:
         self._obj = obj
         self._attach = attach
+        self.replica: str = replica if replica is not None else obj.replica
+        """The replica id (the store's node id)."""
         self.schema = schema
         """The schema that frames and reads this key's values."""
         self.subject = subject
@@ -69,7 +78,7 @@ class _Bound:
 
     def _reading(self) -> Any:
         obj = self._crdt(False)
-        return self._cls("reader") if obj is None else obj
+        return self._cls(self.replica) if obj is None else obj
 
     def _frame(self, value: Any) -> bytes:
         return self.schema.validate_and_frame(self.subject, value)
@@ -100,6 +109,27 @@ class _Bound:
     def reset(self) -> Any:
         """Remove everything this replica has observed; returns the delta."""
         return self._crdt(True).reset()
+
+    # The rest of the CRDT protocol, so that sessions treat bound handles as handles.
+
+    @property
+    def on_change(self) -> Callable[[Any], None] | None:
+        """The store's write hook on the CRDT (None before the first write)."""
+        obj = self._crdt(False)
+        return None if obj is None else obj.on_change
+
+    def apply(self, delta: Any) -> None:
+        """Join a delta or a full state (framed values, as replicas exchange them)."""
+        self._crdt(True).apply(delta)
+
+    def merge(self, other: Any) -> None:
+        """Join another replica's CRDT, or the CRDT under its bound handle."""
+        self._crdt(True).merge(other.crdt if isinstance(other, _Bound) else other)
+
+    @classmethod
+    def from_state(cls, replica: str, state: Any, *, clock: Any = None) -> Any:
+        """A detached CRDT of this handle's kind holding ``state`` (framed values)."""
+        return cls._cls.from_state(replica, state, clock=clock)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.key!r} ({self.subject}) value={self.value!r}>"
@@ -185,14 +215,20 @@ class BoundSet(_Bound):
         return delta
 
     def elements(self) -> list[Any]:
-        """The elements decoded and upcast, ordered by their framed bytes (works for records)."""
-        return [self._read(raw) for raw in sorted(self._reading().value)]
+        """The distinct elements decoded and upcast, ordered by their framed bytes (works for
+        records, which a frozenset cannot hold)."""
+        out: list[Any] = []
+        for raw in sorted(self._reading().value):
+            item = self._read(raw)
+            if item not in out:
+                out.append(item)
+        return out
 
     @property
     def value(self) -> frozenset[Any]:
         """The elements decoded and upcast, as a frozenset (see ``elements`` for records)."""
         try:
-            return frozenset(self.elements())
+            return frozenset([self._read(raw) for raw in self._reading().value])
         except TypeError:
             raise InvalidOperation(
                 f"the elements of {self.key!r} ({self.subject}) decode to unhashable values; "
@@ -203,10 +239,10 @@ class BoundSet(_Bound):
         return any(self._read(raw) == x for raw in self._reading().value)
 
     def __len__(self) -> int:
-        return len(self.value)
+        return len(self.elements())
 
     def __iter__(self) -> Iterator[Any]:
-        return iter(self.value)
+        return iter(self.elements())
 
 
 class BoundMap(_Bound):
@@ -224,7 +260,8 @@ class BoundMap(_Bound):
                 return None
             return getattr(parent, bound._cls.kind)(field)
 
-        return bound(None, self.schema, self.subject, f"{self.key}/{field}", attach)
+        key = f"{self.key}/{field}"
+        return bound(None, self.schema, self.subject, key, attach, replica=self.replica)
 
     def counter(self, key: str) -> PNCounter:
         """The counter at ``key`` (numbers need no schema)."""

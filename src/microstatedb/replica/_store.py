@@ -54,6 +54,7 @@ from microstatedb.replica._session import Session
 T = TypeVar("T")
 
 _DURABILITY = ("none", "batch", "always")
+_UNSEEN: Any = object()
 _SNAPSHOT_FORMAT = 1
 
 
@@ -83,10 +84,11 @@ class Store:
     shipping state and, when durable, persists by snapshots alone.
     """
 
-    # Key prefix -> (schema, subject), and each looked-up key's binding (None: unbound).
-    # None until a prefix is bound, so a store without schemas pays one attribute test per
-    # handle lookup and nothing on its write path.
+    # Key prefix -> (schema, subject). None until a prefix is bound, so a store without
+    # schemas pays one attribute test per handle lookup and nothing on its write path.
     _schemas: dict[str, tuple[ValueSchema, str]] | None = None
+    # The binding of each existing key (None: unbound), so looking up a key's handle again
+    # is one dict probe; bounded by the keys the store holds.
     _key_schemas: dict[str, tuple[ValueSchema, str] | None]
 
     def __init__(
@@ -340,23 +342,30 @@ class Store:
         return None if found is None else found[1]
 
     def _schema_of(self, key: str) -> tuple[ValueSchema, str] | None:
+        # A scan of the few bound prefixes: no per-key cache to grow with the key space.
         schemas = self._schemas
         if schemas is None:
             return None
-        cache = self._key_schemas
-        if key in cache:
-            return cache[key]
-        best = max((p for p in schemas if key.startswith(p)), key=len, default=None)
-        found = cache[key] = None if best is None else schemas[best]
-        return found
+        best: str | None = None
+        for prefix in schemas:
+            if key.startswith(prefix) and (best is None or len(prefix) > len(best)):
+                best = prefix
+        return None if best is None else schemas[best]
 
     def _bound(self, key: str, cls: type[T]) -> Any:
-        found = self._schema_of(key) if isinstance(key, str) else None
+        found = self._key_schemas.get(key, _UNSEEN)
+        if found is _UNSEEN:
+            found = self._schema_of(key) if isinstance(key, str) else None
+            if key in self._objs:
+                self._key_schemas[key] = found
         if found is None:
+            obj = self._objs.get(key)
+            if obj is not None and type(obj) is cls:
+                return obj
             return self._get(key, cls)
-        obj: Any = None
+        held: Any = None
         if key in self._objs:
-            obj = self._get(key, cls)
+            held = self._get(key, cls)
         else:
             self._admit(key, True)  # created at the first accepted write, not now
 
@@ -367,7 +376,7 @@ class Store:
             return self._get(key, cls)
 
         kind: str = cls.kind  # type: ignore[attr-defined]
-        return BOUND[kind](obj, found[0], found[1], key, attach)
+        return BOUND[kind](held, found[0], found[1], key, attach, replica=self.node_id)
 
     def _get(self, key: str, cls: type[T]) -> T:
         obj = self._objs.get(key)
