@@ -22,6 +22,7 @@ COMMANDS: tuple[str, ...] = (
     "microstatedb.cli._simulate",
     "microstatedb.cli._chaos",
     "microstatedb.cli._mesh",
+    "microstatedb.cli._txn",
 )
 
 

@@ -104,7 +104,7 @@ class Journal:
 
     def put_and_apply(self, txn: str, field: str, value: dict[str, Any]) -> dict[str, Any]:
         """Append the record, then apply its ``writes`` right after it."""
-        rec = self.put(txn, field, value)
+        rec = self.put(txn, field, {**value, "apply": True})
         for w in rec.get("writes", ()):
             apply_write(self.store, w)
         return rec
@@ -135,8 +135,8 @@ class Journal:
             for rec in self.get(txn).values():
                 writes = rec.get("writes")
                 seq = rec.get("seq")
-                if not writes or not isinstance(seq, int) or seq > top:
-                    continue
+                if not rec.get("apply") or not writes or not isinstance(seq, int) or seq > top:
+                    continue  # only records whose writes were applied (not intents)
                 done = top - seq
                 for w in as_writes(writes[done:]):
                     apply_write(self.store, w)
@@ -202,8 +202,20 @@ class Barrier:
     def __init__(self, journal: Journal) -> None:
         self.journal = journal
 
-    def run(self, txn: str, branch: str, op: str, body: Body, payload: Any = None) -> StepResult:
-        """Run ``body`` for ``op`` (``action`` or ``compensate``) of ``branch`` once."""
+    def run(
+        self,
+        txn: str,
+        branch: str,
+        op: str,
+        body: Body,
+        payload: Any = None,
+        *,
+        now: float = 0.0,
+    ) -> StepResult:
+        """Run ``body`` for ``op`` (``action`` or ``compensate``) of ``branch`` once.
+
+        ``now`` is the time written into the records (for the timeline).
+        """
         if op not in ("action", "compensate"):
             raise ConfigurationError(f"a barrier op is 'action' or 'compensate', got {op!r}")
         if not txn or not branch or "/" in branch:
@@ -218,10 +230,10 @@ class Barrier:
             action = records.get(f"b/{branch}/action")
             if action is None:
                 # Block the action first, so that if it arrives later it is refused.
-                self.journal.put(txn, f"b/{branch}/action", {"status": REFUSED})
+                self.journal.put(txn, f"b/{branch}/action", {"status": REFUSED, "at": now})
                 action = {"status": REFUSED}
             if action.get("status") != OK:
-                self.journal.put(txn, f"b/{branch}/compensate", {"status": NULL})
+                self.journal.put(txn, f"b/{branch}/compensate", {"status": NULL, "at": now})
                 return StepResult(NULL, False)
         out = body(self.journal.store, payload)
         if not isinstance(out, Outcome):
@@ -229,7 +241,7 @@ class Barrier:
         if out.status == RETRY:
             # Nothing recorded: the same operation may run again later.
             return StepResult(RETRY, False, out.detail)
-        rec: dict[str, Any] = {"status": out.status, "detail": out.detail}
+        rec: dict[str, Any] = {"status": out.status, "detail": out.detail, "at": now}
         if out.writes:
             rec["writes"] = [list(w) for w in out.writes]
         self.journal.put_and_apply(txn, f"b/{branch}/{op}", rec)

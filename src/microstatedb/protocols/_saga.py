@@ -318,7 +318,7 @@ class SagaParticipant:
                 body = pair[0] if op == "action" else pair[1]
                 try:
                     res = self.barrier.run(
-                        msg.txn, branch, op, _counted(self, body), b.get("payload")
+                        msg.txn, branch, op, _counted(self, body), b.get("payload"), now=now
                     )
                 except ConfigurationError as exc:
                     status, detail = FAILED, str(exc)

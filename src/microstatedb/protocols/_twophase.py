@@ -212,6 +212,7 @@ class Coordinator:
                 p.decision = bool(dec["commit"])
                 self._open[txn] = p
                 out.extend(self._decisions(txn, p, parts))
+                out.append(Finished(txn, "committed" if p.decision else "aborted", dec.get("why")))
                 p.deadline = now + self._backoff(p)
         return out
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import heapq
+import json
 import logging
 import random
 import time
@@ -197,6 +198,7 @@ class TxnSim:
         self._crashes = list(crashes)
         self._seen: dict[tuple[str, str], int] = {}
         self._heap: list[tuple[float, int, int, Any]] = []
+        self._tick_at: dict[str, float] = {}
         self._seq = 0
         self.finished: dict[str, Finished] = {}
         """Every transaction's end, as its coordinator or orchestrator reported it."""
@@ -251,12 +253,18 @@ class TxnSim:
 
     def _schedule_tick(self, name: str) -> None:
         host = self.hosts.get(name)
-        if host is not None and host.next_deadline < float("inf"):
-            self._push(max(host.next_deadline, self.now), 0, name)
+        if host is None:
+            return
+        at = max(host.next_deadline, self.now)
+        # One pending tick per node: the earliest deadline; later ones are pushed when it runs.
+        if at < self._tick_at.get(name, float("inf")):
+            self._tick_at[name] = at
+            self._push(at, 0, name)
 
     def crash(self, name: str) -> None:
         """Crash ``name`` now: its memory goes, its store stays."""
         self.hosts[name] = None
+        self._tick_at.pop(name, None)
 
     def restart(self, name: str) -> None:
         """Rebuild ``name``'s parties from its store and resend what they owe."""
@@ -276,6 +284,8 @@ class TxnSim:
             return
         out = host.receive(self.now, msg)
         if point is not None and point.when == "after":
+            # The records are durable, so the end they note stands; the replies are lost.
+            self._emit(dst, [o for o in out if isinstance(o, Finished)])
             self._fire(point)
             return
         self._emit(dst, out)
@@ -303,11 +313,12 @@ class TxnSim:
             if kind == 1:
                 self._deliver(*item)
             elif kind == 0:
+                if self._tick_at.get(item) != at:
+                    continue  # superseded by an earlier tick
+                del self._tick_at[item]
                 host = self.hosts.get(item)
-                if host is not None and host.next_deadline <= self.now:
+                if host is not None:
                     self._emit(item, host.tick(self.now))
-                else:
-                    self._schedule_tick(item)
             else:
                 self.restart(item)
         self.now = end
@@ -342,6 +353,9 @@ class TxnNode:
     authenticates every message. ``await commit(...)`` and ``await saga(...)`` run a
     transaction with this node as coordinator or orchestrator and return how it ended.
     """
+
+    RECORDS_PATH = "/msdb/v1/txn/"
+    """``GET`` here plus a transaction id answers this node's records of it as JSON."""
 
     def __init__(
         self,
@@ -386,6 +400,7 @@ class TxnNode:
         """Serve messages, send what recovery owes, and start the timers."""
         if port is not None:
             app = make_app(self.on_message, self.status)
+            app.router.add_get(self.RECORDS_PATH + "{txn}", self._records)
             self._runner, self.port = await serve(app, host, port)
         self._ticker = asyncio.create_task(self._tick_loop())
         self._dispatch(self.host.recovered())
@@ -413,6 +428,11 @@ class TxnNode:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), delay)
             self._dispatch(self.host.tick(time.time()))
+
+    async def _records(self, request: web.Request) -> web.Response:
+        recs = self.host.journal.get(request.match_info["txn"])
+        body = json.dumps({"node": self.name, "records": recs}, default=repr)
+        return web.Response(text=body, content_type="application/json")
 
     def on_message(self, body: bytes) -> int:
         """Handle one message from the wire; returns the HTTP status to answer with."""
