@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -31,12 +32,6 @@ pytestmark = pytest.mark.integration
 
 KEY_HEX = "5a" * 32
 SERVE = "import sys; from microstatedb.cli import main; sys.exit(main())"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class LinkProxy:
@@ -110,10 +105,10 @@ class Cluster:
     def __init__(self, names: list[str], tmp: Path) -> None:
         self.names = names
         self.tmp = tmp
-        self.ports = {n: free_port() for n in names}
+        self.ports: dict[str, int] = {}
+        # proxies hold their ports from the start; nodes listen on port 0 and say which port
+        # they got, so no port is picked and then lost to another process
         self.links = {(a, b): LinkProxy() for a in names for b in names if a != b}
-        for (_, b), proxy in self.links.items():
-            proxy.target = self.ports[b]
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         (tmp / "key").write_text(KEY_HEX)
 
@@ -122,18 +117,26 @@ class Cluster:
         self.wait_ready(name)
 
     def wait_ready(self, name: str) -> None:
-        wait_for(lambda: self.try_status(name) is not None, 30, f"{name} did not start")
+        proc = self.procs[name]
+        assert proc.stdout is not None
+        ready, _, _ = select.select([proc.stdout], [], [], 60)
+        assert ready, f"{name} did not start"
+        line = proc.stdout.readline().decode()
+        assert "listening on" in line, f"{name} did not start: {line!r}"
+        self.ports[name] = int(line.rsplit(":", 1)[1])
+        for (_, b), proxy in self.links.items():
+            if b == name:
+                proxy.target = self.ports[name]
+        wait_for(lambda: self.try_status(name) is not None, 30, f"{name} does not answer")
 
     def spawn(self, name: str) -> None:
         argv = [sys.executable, "-c", SERVE, "serve", "--name", name]
-        argv += ["--listen", f"127.0.0.1:{self.ports[name]}", "--key-file", str(self.tmp / "key")]
+        argv += ["--listen", "127.0.0.1:0", "--key-file", str(self.tmp / "key")]
         argv += ["--path", str(self.tmp / name), "--interval", "0.1", "--dev-api"]
         for peer in self.names:
             if peer != name:
                 argv += ["--peer", f"{peer}=http://127.0.0.1:{self.links[(name, peer)].port}"]
-        self.procs[name] = subprocess.Popen(
-            argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
+        self.procs[name] = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
 
     def url(self, name: str, path: str) -> str:
         return f"http://127.0.0.1:{self.ports[name]}{path}"
@@ -180,6 +183,8 @@ class Cluster:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)
+        if proc.stdout is not None:
+            proc.stdout.close()
 
     def close(self) -> None:
         for name in list(self.procs):
