@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import socket
 from collections.abc import Callable
 
 import pytest
@@ -107,26 +106,15 @@ async def test_silent_peer_is_reported_down() -> None:
         await a.stop()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def test_two_nodes_over_real_http() -> None:
-    ports = {"a": _free_port(), "b": _free_port()}
     nodes = {
-        n: Node(
-            n,
-            msdb.Store(n),
-            {p: f"http://127.0.0.1:{ports[p]}" for p in ports if p != n},
-            key=KEY,
-            config=FAST,
-        )
-        for n in ports
+        n: Node(n, msdb.Store(n), {p: "http://unset" for p in "ab" if p != n}, key=KEY, config=FAST)
+        for n in "ab"
     }
-    for n, node in nodes.items():
-        await node.start("127.0.0.1", ports[n], dev_api=True)
+    for node in nodes.values():
+        await node.start("127.0.0.1", 0, dev_api=True)  # the OS picks the port
+    nodes["a"].peers["b"] = f"http://127.0.0.1:{nodes['b'].port}"
+    nodes["b"].peers["a"] = f"http://127.0.0.1:{nodes['a'].port}"
     try:
         assert (await nodes["a"].write({"type": "counter", "key": "x", "n": 3}))["ok"]
         assert (await nodes["b"].write({"type": "set", "key": "s", "add": "v"}))["ok"]
