@@ -56,18 +56,26 @@ def test_serve_runs_until_sigterm(tmp_path: Path, capsys: pytest.CaptureFixture[
     def poke() -> None:
         deadline = time.monotonic() + 10
         url = f"http://127.0.0.1:{port}/msdb/v1/status"
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not finished.is_set():
             try:
                 with urllib.request.urlopen(url, timeout=1) as resp:
                     seen.update(json.loads(resp.read()))
                     break
             except OSError:
                 time.sleep(0.05)
-        os.kill(os.getpid(), signal.SIGTERM)
+        if not finished.is_set():  # only while serve's own handler is installed
+            os.kill(os.getpid(), signal.SIGTERM)
 
-    threading.Thread(target=poke, daemon=True).start()
+    finished = threading.Event()
+    poker = threading.Thread(target=poke, daemon=True)
+    poker.start()
     argv = ["serve", "--config", str(config), "--listen", f"127.0.0.1:{port}"]
-    assert main([*argv, "--key-file", str(key_file), "--path", str(tmp_path / "data")]) == 0
+    try:
+        code = main([*argv, "--key-file", str(key_file), "--path", str(tmp_path / "data")])
+    finally:
+        finished.set()
+        poker.join(timeout=15)
+    assert code == 0
     assert seen["name"] == "a"
     assert "listening on" in capsys.readouterr().out
 
