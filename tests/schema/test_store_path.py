@@ -277,6 +277,7 @@ def test_a_set_of_records_reads_through_elements(world: World, store: Store) -> 
     assert {"id": "o", "qty": 1, "currency": "EUR"} in orders
     with pytest.raises(InvalidOperation, match="elements"):
         _ = orders.value
+    assert "unreadable: InvalidOperation" in repr(orders)
     orders.remove({"id": "o", "qty": 1, "currency": "EUR"})
     assert orders.elements() == []
 

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from microstatedb.crdt import AWSet, LWWRegister, MVRegister, ORMap, PNCounter
-from microstatedb.errors import DecodeError, InvalidOperation
+from microstatedb.errors import DecodeError, InvalidOperation, MicroStateError
 
 
 @runtime_checkable
@@ -132,7 +132,11 @@ class _Bound:
         return cls._cls.from_state(replica, state, clock=clock)
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.key!r} ({self.subject}) value={self.value!r}>"
+        try:
+            shown = repr(self.value)
+        except MicroStateError as exc:  # a repr must not raise: say why the value is unread
+            shown = f"unreadable: {type(exc).__name__}"
+        return f"<{type(self).__name__} {self.key!r} ({self.subject}) value={shown}>"
 
     @property
     def value(self) -> Any:
