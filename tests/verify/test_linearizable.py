@@ -63,6 +63,10 @@ def test_porcupine_verdicts(path: str, expected: bool) -> None:
     result = check_linearizable(history, model, timeout=30, explain=False)
     assert result.verdict is (Verdict.HOLDS if expected else Verdict.VIOLATED)
     assert result.ok is expected
+    if path == "kv/c50-bad.txt":
+        # some keys here are very expensive to refute: cheap ones answer first and stop them
+        assert result.stats.partitions == 10
+        assert result.stats.partitions_checked < 10
 
 
 # files that Knossos could not finish in 2015 (out of memory or time)
@@ -73,15 +77,6 @@ def test_both_readings_of_failed_cas_agree_on_hard_files(path: str) -> None:
     assert check_linearizable(history, RegisterModel(fail_observes=True), explain=False).ok is (
         expected
     )
-
-
-def test_first_violation_stops_the_other_partitions() -> None:
-    # in c50-bad some keys are very expensive to refute: the cheap ones must answer first
-    history, model = _load("kv/c50-bad.txt")
-    result = check_linearizable(history, model, explain=False)
-    assert result.verdict is Verdict.VIOLATED
-    assert result.stats.partitions == 10
-    assert result.stats.partitions_checked < 10
 
 
 # -- built by construction ------------------------------------------------------------------
@@ -147,7 +142,7 @@ def test_failed_cas_reading() -> None:
     assert not check_linearizable(ops, RegisterModel(fail_observes=True)).ok
 
 
-@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("seed", range(3))
 def test_synthetic_histories_hold_and_stale_reads_do_not(seed: int) -> None:
     rng = random.Random(seed)
     h = synthetic_history(rng, operations=2_000, clients=10, keys=10, info_rate=0.05)
