@@ -116,6 +116,13 @@ def test_stale_read_explained_minimally() -> None:
     assert "line 3" in ex.text
 
 
+def test_operations_built_with_repeated_indexes() -> None:
+    ops = [replace(op, index=0) for op in (_op(0, "write", 1, 0, 10), _op(1, "read", None, 20, 30))]
+    result = check_linearizable([*ops, replace(ops[1], output=None)], "register")
+    assert result.explanation is not None
+    assert [op.index for op in result.explanation.operations] == [0, 2]
+
+
 def test_pending_write_may_take_effect_late_or_never() -> None:
     # a write with unknown outcome explains a later read of its value ...
     late = [_op(0, "write", 1, 0, None, status="info"), _op(1, "read", None, 50, 60, output=1)]

@@ -386,7 +386,11 @@ def _by_call(op: Operation) -> int:
 def _operations_of(history: History | Iterable[Operation]) -> list[Operation]:
     if isinstance(history, History):
         return history.operations()
-    return list(history)
+    ops = list(history)
+    if len({op.index for op in ops}) != len(ops):
+        # operations built by hand may repeat indexes; explanations need them distinct
+        ops = [replace(op, index=i) for i, op in enumerate(ops)]
+    return ops
 
 
 def check_linearizable(
