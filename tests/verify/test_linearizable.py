@@ -116,6 +116,18 @@ def test_stale_read_explained_minimally() -> None:
     assert "line 3" in ex.text
 
 
+def test_long_orders_are_cut_in_the_text() -> None:
+    writes = [_op(i, "write", i, 10 * i, 10 * i + 5) for i in range(30)]
+    stale = _op(30, "read", None, 400, 405, output=3)
+    # many weakened writes make shrinking expensive: a short budget keeps this test quick
+    result = check_linearizable([*writes, stale], "register", explain_budget=0.2)
+    ex = result.explanation
+    assert ex is not None
+    assert stale in ex.operations
+    assert "earlier operations" in ex.text
+    assert len(ex.longest_order) > 20
+
+
 def test_operations_built_with_repeated_indexes() -> None:
     ops = [replace(op, index=0) for op in (_op(0, "write", 1, 0, 10), _op(1, "read", None, 20, 30))]
     result = check_linearizable([*ops, replace(ops[1], output=None)], "register")

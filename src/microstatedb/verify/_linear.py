@@ -25,6 +25,7 @@ from microstatedb.verify._history import History, Operation
 from microstatedb.verify._models import SequentialModel, model_named
 
 _SLICE = 4096  # search steps between two looks at the clock and the other partitions
+_SHOWN = 20  # operations of the longest order printed in an explanation
 
 
 class Verdict(enum.Enum):
@@ -355,7 +356,9 @@ def _explain(
     shown = order
     if shown:
         lines.append("the longest legal order (with the other operations that help it):")
-        lines += [f"  {_describe(op)}" for op in shown]
+        if len(shown) > _SHOWN:
+            lines.append(f"  ... {len(shown) - _SHOWN} earlier operations")
+        lines += [f"  {_describe(op)}" for op in shown[-_SHOWN:]]
         lines.append(f"leaves the state {model.describe(state)}")
     if blocked is not None:
         lines.append(
