@@ -197,10 +197,11 @@ class MeshServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        # the node first (no new sends), then its connections, then the server
         await self.node.stop()
         transport = getattr(self.node, "_transport", None)
         if isinstance(transport, MeshTransport):
             await transport.aclose()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
