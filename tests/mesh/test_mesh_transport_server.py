@@ -379,3 +379,43 @@ async def test_deadlines_idempotency_and_business_answers(
 
 async def test_the_context_is_current_only_inside_a_request() -> None:
     assert current_mesh_context() is None
+
+
+async def test_with_tracing_on_the_hops_are_spans_of_one_trace(
+    pair: tuple[MeshServer, MeshServer],
+) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from microstatedb import observability as obs
+
+    a, _ = pair
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    obs.enable_tracing(provider)
+    trace = "0af7651916cd43dd8448eb211c80319c"
+    headers = {"b3": f"{trace}-b7ad6b7169203331-1", "tracestate": "x=1"}
+    try:
+        for _ in range(50):
+            await http("POST", base(a) + ROUND_PATH, b"", headers)
+            await asyncio.sleep(0.05)
+            hops = [s for s in exporter.get_finished_spans() if s.name == "msdb.mesh.hop"]
+            if any(
+                s.attributes
+                and s.attributes["url.path"] == MESSAGE_PATH
+                and s.context.trace_id == int(trace, 16)
+                for s in hops
+            ):
+                break
+    finally:
+        obs.disable_tracing()
+    mine = [s for s in exporter.get_finished_spans() if s.context.trace_id == int(trace, 16)]
+    first = next(s for s in mine if s.attributes and s.attributes["url.path"] == ROUND_PATH)
+    assert first.parent is not None
+    assert first.parent.span_id == int("b7ad6b7169203331", 16)  # a B3 caller, in OTel terms
+    ids = {s.context.span_id for s in mine}
+    message = next(s for s in mine if s.attributes and s.attributes["url.path"] == MESSAGE_PATH)
+    assert message.parent is not None
+    assert message.parent.span_id in ids  # b's span hangs under a span a exported

@@ -17,15 +17,16 @@ import contextvars
 import random
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
-from contextlib import nullcontext
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
 
+from microstatedb import observability as obs
 from microstatedb.errors import (
     ConfigurationError,
     DeadlineExceeded,
@@ -157,7 +158,9 @@ class MeshTransport:
     def headers(self, *, idempotency_key: str | None = None) -> dict[str, str]:
         """The mesh headers for a request made now, in the current context."""
         ctx = _context.get()
-        trace = ctx.trace.child(self._rng) if ctx is not None else TraceContext.new(self._rng)
+        # this hop's span is the parent of the next (no client span of its own), so with
+        # tracing on, the next hop's parent is a span the tracer exported
+        trace = ctx.trace if ctx is not None else TraceContext.new(self._rng)
         out = trace.to_headers()
         out.update(deadline_headers(self._deadline(ctx), sidecar=self.sidecar))
         if self.owner is RetryOwner.LIBRARY and self.sidecar:
@@ -388,12 +391,13 @@ def mesh_middleware(
                     headers={**echo, **extra},
                     content_type="application/json",
                 )
-        token = _context.set(MeshContext(trace, deadline))
-        try:
-            with deadline.scope() if deadline is not None else nullcontext():
-                response = await handler(request)
-        finally:
-            _context.reset(token)
+        with _hop_span(trace, request.path) as hop:
+            token = _context.set(MeshContext(hop, deadline))
+            try:
+                with deadline.scope() if deadline is not None else nullcontext():
+                    response = await handler(request)
+            finally:
+                _context.reset(token)
         answer = response.body if isinstance(response, web.Response) else None
         done = response.status < 500 and isinstance(answer, bytes)
         if key is not None and idempotency is not None and done:
@@ -403,6 +407,31 @@ def mesh_middleware(
         return response
 
     return middleware
+
+
+SPAN_MESH_HOP = "msdb.mesh.hop"
+"""The span of one request a node serves, a child of the caller's span."""
+
+
+@contextmanager
+def _hop_span(trace: TraceContext, path: str) -> Iterator[TraceContext]:
+    """With tracing enabled, an OpenTelemetry span for this hop in the caller's trace (B3
+    callers included); the context then takes the span's id, so the next hop's parent is a
+    span the tracer really exported."""
+    if not obs.tracing_enabled():
+        yield trace
+        return
+    parent = None
+    if trace.parent_id is not None:
+        flags = "00" if trace.sampled is False else "01"
+        carrier = {"traceparent": f"00-{trace.trace_id}-{trace.parent_id}-{flags}"}
+        if trace.tracestate:
+            carrier["tracestate"] = trace.tracestate
+        parent = obs.extract(carrier)
+    attributes = {"url.path": path, "msdb.request_id": trace.request_id}
+    with obs.span(SPAN_MESH_HOP, attributes, context=parent):
+        trace_id, span_id = obs.current_ids()
+        yield replace(trace, trace_id=trace_id, span_id=span_id) if span_id else trace
 
 
 def business(message: str, kind: str = "conflict") -> web.Response:
