@@ -1,6 +1,7 @@
 """Contract suites: abstract test classes whose only hook builds the thing under test.
 
-A backend's own test file is a few lines::
+A backend's own test file is a few lines (``CRDTContract`` and ``TransportContract``, loaded
+on use, are the suites for CRDT types and transports)::
 
     from microstatedb.testing.contracts import EventStoreContract
 
@@ -200,3 +201,16 @@ class EventStoreContract:
                 ]
 
         run()
+
+
+def __getattr__(name: str) -> Any:
+    # The suites for CRDT types and transports need hypothesis at import: load them on use.
+    if name == "CRDTContract":
+        from microstatedb.testing._crdt_contract import CRDTContract
+
+        return CRDTContract
+    if name == "TransportContract":
+        from microstatedb.testing._transport_contract import TransportContract
+
+        return TransportContract
+    raise AttributeError(f"module 'microstatedb.testing.contracts' has no attribute {name!r}")
