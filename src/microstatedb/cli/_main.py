@@ -23,6 +23,8 @@ COMMANDS: tuple[str, ...] = (
     "microstatedb.cli._chaos",
     "microstatedb.cli._mesh",
     "microstatedb.cli._txn",
+    "microstatedb.cli._inspect",
+    "microstatedb.cli._bench",
 )
 
 
