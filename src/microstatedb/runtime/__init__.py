@@ -10,15 +10,17 @@ objects.
 
 from microstatedb.runtime import sim
 from microstatedb.runtime._chaos import NEMESES, ChaosResult, run_chaos
-from microstatedb.runtime._cluster import ClusterStats, SimCluster
+from microstatedb.runtime._cluster import AsyncQuorum, ClusterStats, FileStorage, SimCluster
 from microstatedb.runtime._node import Node, plain
 from microstatedb.runtime._sim import SimReport, Simulation
 from microstatedb.runtime._txn import CrashPoint, TxnHost, TxnNode, TxnSim, TxnSimStats
 
 __all__ = [
     "NEMESES",
+    "AsyncQuorum",
     "ChaosResult",
     "ClusterStats",
+    "FileStorage",
     "CrashPoint",
     "Node",
     "SimCluster",

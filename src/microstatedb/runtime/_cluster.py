@@ -13,19 +13,32 @@ rate stays within ``1 +- drift`` of the configured ``LeaseConfig.drift``.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import heapq
+import logging
+import os
 import random
-from collections.abc import Callable, Hashable, Iterable
+import struct
+import time
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from microstatedb.clock import Clock, RealClock
+from microstatedb.codec import checksum, packb, unpackb
 from microstatedb.errors import (
+    AuthenticationError,
     ConfigurationError,
+    CorruptData,
     Indeterminate,
     MicroStateError,
     Unavailable,
 )
 from microstatedb.protocols import (
+    AcceptorStorage,
+    Ballot,
+    Change,
     Done,
     MemoryStorage,
     QuorumConfig,
@@ -34,9 +47,11 @@ from microstatedb.protocols import (
     Send,
     message_kind,
 )
+from microstatedb.transport import MESSAGE_PATH, Authenticator, Request, Transport
 from microstatedb.verify import History, HistoryEvent
 
 _TICK, _DELIVER, _CALL = 0, 1, 2
+_log = logging.getLogger("microstatedb.runtime")
 
 Callback = Callable[[Any, MicroStateError | None], None]
 
@@ -378,3 +393,257 @@ def _change(f: str, value: Any) -> Callable[[Any], tuple[Any, Any]]:
         return (new, True) if current == expected else (current, False)
 
     return cas
+
+
+# --------------------------------------------------------------------- durable acceptor state
+
+_FRAME = struct.Struct("<I8s")  # body length, blake3 checksum of the body
+
+
+class FileStorage:
+    """Acceptor state in an append-only file, fsynced before every answer.
+
+    Each save appends one framed msgpack record ``[key, promised, accepted, value]``; loading
+    replays the file (the last record of a key wins). A torn final frame (a crash during a
+    write) is cut off; a bad frame before the end raises ``CorruptData``. ``compact()`` rewrites
+    the file with one record per key.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, fsync: bool = True) -> None:
+        self.path = os.fspath(path)
+        self._fsync = fsync
+        self.records: dict[Hashable, tuple[Ballot, Ballot, Any]] = {}
+        self._read()
+        self._file = open(self.path, "ab")  # noqa: SIM115 - kept open for appends
+
+    def _read(self) -> None:
+        try:
+            with open(self.path, "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            return
+        pos = 0
+        while pos < len(data):
+            if pos + _FRAME.size > len(data):
+                break  # torn header
+            length, digest = _FRAME.unpack_from(data, pos)
+            body = data[pos + _FRAME.size : pos + _FRAME.size + length]
+            if len(body) < length:
+                break  # torn body
+            if checksum(body) != digest:
+                raise CorruptData("acceptor record fails its checksum", path=self.path, offset=pos)
+            key, promised, accepted, value = unpackb(body)
+            self.records[_key(key)] = (tuple(promised), tuple(accepted), value)
+            pos += _FRAME.size + length
+        if pos < len(data):
+            with open(self.path, "r+b") as f:
+                f.truncate(pos)
+
+    def load(self) -> dict[Hashable, tuple[Ballot, Ballot, Any]]:
+        """Everything saved so far."""
+        return dict(self.records)
+
+    def save(self, key: Hashable, promised: Ballot, accepted: Ballot, value: Any) -> None:
+        """Append one record and make it durable before returning."""
+        body = packb([key, list(promised), list(accepted), value])
+        self._file.write(_FRAME.pack(len(body), checksum(body)) + body)
+        self._file.flush()
+        if self._fsync:
+            os.fsync(self._file.fileno())
+        self.records[key] = (promised, accepted, value)
+
+    def compact(self) -> None:
+        """Rewrite the file with the latest record of each key (atomically, by rename)."""
+        tmp = self.path + ".tmp"
+        with open(tmp, "wb") as f:
+            for key, (promised, accepted, value) in self.records.items():
+                body = packb([key, list(promised), list(accepted), value])
+                f.write(_FRAME.pack(len(body), checksum(body)) + body)
+            f.flush()
+            os.fsync(f.fileno())
+        self._file.close()
+        os.replace(tmp, self.path)
+        self._file = open(self.path, "ab")  # noqa: SIM115
+
+    def close(self) -> None:
+        """Close the file."""
+        self._file.close()
+
+
+def _key(raw: Any) -> Hashable:
+    return tuple(raw) if isinstance(raw, list) else raw
+
+
+# ------------------------------------------------------------------------- asyncio driver
+
+
+class AsyncQuorum:
+    """One ``QuorumNode`` over asyncio: linearizable ``read``/``write``/``cas`` as coroutines.
+
+    ``peers`` maps every other node's name to its base URL; messages are sealed by the
+    ``Authenticator`` with the shared ``key`` and posted through ``transport`` (HTTP by
+    default, or any ``Transport`` such as ``MockTransport``). Feed received message bodies to
+    ``on_message`` (the HTTP app does). ``clock`` is the node's monotonic clock.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        peers: Mapping[str, str],
+        *,
+        key: bytes,
+        transport: Transport | None = None,
+        config: QuorumConfig | None = None,
+        storage: AcceptorStorage | None = None,
+        lease_table_lost: bool = True,
+        epoch: int | None = None,
+        rng: random.Random | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        if name in peers:
+            raise ConfigurationError(f"node {name!r} lists itself among its peers")
+        self.name = name
+        self.peers = dict(peers)
+        self._clock: Clock = clock if clock is not None else RealClock()
+        boot = epoch if epoch is not None else time.time_ns() // 1000
+        self.auth = Authenticator(name, key, boot=boot)
+        if transport is None:
+            from microstatedb.transport import HTTPTransport
+
+            transport = HTTPTransport()
+        self._transport: Transport = transport
+        self.node = QuorumNode(
+            name,
+            [name, *self.peers],
+            now=self._clock.monotonic(),
+            rng=rng if rng is not None else random.Random(),
+            config=config,
+            storage=storage,
+            lease_table_lost=lease_table_lost,
+            epoch=boot,
+        )
+        self._futures: dict[int, asyncio.Future[Any]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._wake = asyncio.Event()
+        self._ticker: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    async def start(self) -> None:
+        """Start the timer loop."""
+        self._stopping = False
+        self._ticker = asyncio.create_task(self._tick_loop())
+
+    async def stop(self) -> None:
+        """Stop the timer loop and wait for messages in flight; pending calls end
+        ``Indeterminate``."""
+        if self._ticker is not None:
+            # the loop sees the flag and ends by itself: cancelling a task inside
+            # asyncio.wait_for can be swallowed on Python 3.11 when the wait ends at once
+            self._stopping = True
+            self._wake.set()
+            await self._ticker
+            self._ticker = None
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for fut in self._futures.values():
+            if not fut.done():
+                fut.set_exception(Indeterminate(f"node {self.name!r} stopped during the call"))
+        self._futures.clear()
+
+    async def _tick_loop(self) -> None:
+        while not self._stopping:
+            delay = self.node.next_deadline - self._clock.monotonic()
+            if delay > 0:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), delay)
+                if self._stopping:
+                    break
+            try:
+                self._dispatch(self.node.tick(self._clock.monotonic()))
+            except Exception:  # a bug must not stop the timers that end every call
+                _log.exception("quorum node %s: tick failed", self.name)
+                await asyncio.sleep(self.node.config.heartbeat)
+
+    def on_message(self, body: bytes) -> int:
+        """Handle one sealed message; returns the HTTP status (204, 400 or 401)."""
+        try:
+            sender, payload = self.auth.open(body)
+            out = self.node.receive(self._clock.monotonic(), sender, payload)
+        except AuthenticationError:
+            return 401
+        except MicroStateError:
+            return 400
+        self._dispatch(out)
+        return 204
+
+    def _dispatch(self, out: list[Any]) -> None:
+        for item in out:
+            if isinstance(item, Done):
+                fut = self._futures.pop(item.op, None)
+                if fut is not None and not fut.done():
+                    if item.error is not None:
+                        fut.set_exception(item.error)
+                    else:
+                        fut.set_result(item.value)
+            elif item.to == self.name:
+                payload = item.payload
+                asyncio.get_running_loop().call_soon(self._local, payload)
+            else:
+                task = asyncio.create_task(self._send(item.to, item.payload))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+        self._wake.set()
+
+    def _local(self, payload: bytes) -> None:
+        self._dispatch(self.node.receive(self._clock.monotonic(), self.name, payload))
+
+    async def _send(self, to: str, payload: bytes) -> None:
+        url = self.peers[to].rstrip("/") + MESSAGE_PATH
+        with contextlib.suppress(MicroStateError, OSError):
+            await self._transport.handle(Request(url, self.auth.seal(to, payload)))
+
+    async def _change(self, key: Hashable, fn: Change, read_only: bool) -> Any:
+        op = self.node.submit(self._clock.monotonic(), key, fn, read_only=read_only)
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._futures[op] = fut
+        self._wake.set()
+        return await fut
+
+    def lease_read(self, key: Hashable) -> tuple[bool, Any]:
+        """A local linearizable read under a lease (no await): ``(True, value)`` or a miss."""
+        hit, value = self.node.lease_read(key, self._clock.monotonic())
+        if hit and self.node.holder.holds(key, self._clock.monotonic()):  # re-check after
+            return True, value
+        return False, None
+
+    async def read(self, key: Hashable, *, max_lag: float | None = None) -> Any:
+        """A linearizable read (local under a lease), or bounded-staleness with ``max_lag``."""
+        if max_lag is not None:
+            hit, value = self.node.bounded_read(key, self._clock.monotonic(), max_lag)
+        else:
+            hit, value = self.lease_read(key)
+        if hit:
+            return value
+        return await self._change(key, lambda v: (v, v), True)
+
+    async def write(self, key: Hashable, value: Any) -> None:
+        """Set ``key`` to ``value`` linearizably."""
+        await self._change(key, lambda _v: (value, None), False)
+
+    async def cas(self, key: Hashable, expected: Any, new: Any) -> bool:
+        """Set ``key`` to ``new`` if it holds ``expected``; returns whether it did."""
+        result: bool = await self._change(
+            key, lambda v: (new, True) if v == expected else (v, False), False
+        )
+        return result
+
+    async def update(self, key: Hashable, fn: Callable[[Any], Any]) -> Any:
+        """Read-modify-write: set ``key`` to ``fn(current)`` and return the new value."""
+
+        def change(current: Any) -> tuple[Any, Any]:
+            new = fn(current)
+            return new, new
+
+        return await self._change(key, change, False)
