@@ -129,10 +129,7 @@ class Session:
     def ready(self) -> bool:
         """True when the store has applied everything the token covers."""
         have = self.store._vv  # the live vector, read without a copy (hot path)
-        for o, n in self._vector.items():
-            if have.get(o, 0) < n:
-                return False
-        return True
+        return all(have.get(o, 0) >= n for o, n in self._vector.items())
 
     def _unavailable(self) -> Unavailable:
         missing = sorted(self.missing().items())
