@@ -26,6 +26,7 @@ from microstatedb.protocols._barrier import (
     ok,
     retry,
 )
+from microstatedb.protocols._escrow import Escrow, EscrowStats
 from microstatedb.protocols._lease import Ballot, LeaseConfig, LeaseHolder, LeaseTable
 from microstatedb.protocols._membership import Membership, PeerDown, PeerUp, PhiAccrualDetector
 from microstatedb.protocols._messages import (
@@ -73,6 +74,8 @@ __all__ = [
     "Coordinator",
     "DeltaMessage",
     "Done",
+    "Escrow",
+    "EscrowStats",
     "Finished",
     "Journal",
     "LeaseConfig",

@@ -604,6 +604,10 @@ class AsyncQuorum:
         with contextlib.suppress(MicroStateError, OSError):
             await self._transport.handle(Request(url, self.auth.seal(to, payload)))
 
+    async def change(self, key: Hashable, fn: Change) -> Any:
+        """Apply any change ``current -> (new, result)`` linearizably; returns ``result``."""
+        return await self._change(key, fn, False)
+
     async def _change(self, key: Hashable, fn: Change, read_only: bool) -> Any:
         op = self.node.submit(self._clock.monotonic(), key, fn, read_only=read_only)
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
