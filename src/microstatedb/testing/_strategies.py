@@ -97,8 +97,9 @@ def schedules(
     return steps.map(lambda s: [*s, ("run", 0.5)])
 
 
-@st.composite
-def histories(draw: st.DrawFn, *, processes: int = 3, max_ops: int = 12, keys: int = 1) -> History:
+def histories(
+    *, processes: int = 3, max_ops: int = 12, keys: int = 1
+) -> st.SearchStrategy[History]:
     """Linearizable register histories: reads and writes of distinct values by ``processes``
     clients whose calls overlap, each read returning the value at its linearization point.
 
@@ -107,6 +108,11 @@ def histories(draw: st.DrawFn, *, processes: int = 3, max_ops: int = 12, keys: i
     """
     if processes < 1 or keys < 1:
         raise ConfigurationError("histories need at least one process and one key")
+    return _histories(processes, max_ops, keys)
+
+
+@st.composite
+def _histories(draw: st.DrawFn, processes: int, max_ops: int, keys: int) -> History:
     n = draw(st.integers(0, max_ops), label="operations")
     # Op i takes effect at 100*(i+1); its call and return lie within 99 of that point, so
     # neighbours overlap but one process's ops (i, i+processes, ...) never do when

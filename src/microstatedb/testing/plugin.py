@@ -6,6 +6,8 @@ test body has passed). Configure them with a marker::
 
     @pytest.mark.msdb(nodes=5, seed=7, check="sessions")
 
+(or the same keywords from an overridden ``msdb_options`` fixture).
+
 A failing test that made a cluster reports the seed and the schedule that replay it (under
 hypothesis, that of the last, shrunk, example). ``--msdb-seed`` overrides every seed.
 
@@ -47,16 +49,26 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
-def _options(request: pytest.FixtureRequest) -> dict[str, Any]:
+@pytest.fixture
+def msdb_options() -> dict[str, Any]:
+    """Options for the fixtures, overridden by the ``msdb`` marker's; override this fixture
+    (or parametrize it) where a marker cannot be registered in time."""
+    return {}
+
+
+def _options(request: pytest.FixtureRequest, base: dict[str, Any]) -> dict[str, Any]:
+    opts = dict(base)
     marker = request.node.get_closest_marker("msdb")
-    return dict(marker.kwargs) if marker is not None else {}
+    if marker is not None:
+        opts.update(marker.kwargs)
+    return opts
 
 
-def _seed(request: pytest.FixtureRequest) -> int:
+def _seed(request: pytest.FixtureRequest, opts: dict[str, Any]) -> int:
     given = request.config.getoption("--msdb-seed")
     if given is not None:
         return int(given)
-    seed = _options(request).get("seed")
+    seed = opts.get("seed")
     # A stable default per test: the same test always replays the same run.
     return int(seed) if seed is not None else zlib.crc32(request.node.nodeid.encode())
 
@@ -70,12 +82,12 @@ def msdb_clock() -> ManualClock:
 
 
 @pytest.fixture
-def msdb_cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
+def msdb_cluster(request: pytest.FixtureRequest, msdb_options: dict[str, Any]) -> Iterator[Cluster]:
     """A simulated cluster (3 nodes unless the ``msdb`` marker says ``nodes=``)."""
     from microstatedb.testing._cluster import Cluster
 
-    opts = _options(request)
-    cluster = Cluster(int(opts.get("nodes", 3)), seed=_seed(request))
+    opts = _options(request, msdb_options)
+    cluster = Cluster(int(opts.get("nodes", 3)), seed=_seed(request, opts))
     yield cluster
     cluster.close()
 
@@ -89,13 +101,14 @@ def msdb_nemesis(msdb_cluster: Cluster) -> Nemesis:
 
 
 @pytest.fixture
-def msdb_history(request: pytest.FixtureRequest) -> CheckedRecorder:
+def msdb_history(request: pytest.FixtureRequest, msdb_options: dict[str, Any]) -> CheckedRecorder:
     """A history recorder in virtual time, checked by the marker's ``check=`` when the test
     body passes (``linearizable``, ``sessions`` or ``causal``; extra marker options such as
     ``model=`` or ``level=`` go to the checker)."""
     from microstatedb.testing._checked import CheckedRecorder
 
-    opts = {k: v for k, v in _options(request).items() if k not in ("nodes", "seed")}
+    opts = _options(request, msdb_options)
+    opts = {k: v for k, v in opts.items() if k not in ("nodes", "seed")}
     return CheckedRecorder(opts.pop("check", None), **opts)
 
 
