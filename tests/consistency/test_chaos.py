@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 
 from microstatedb.cli._main import main
+from microstatedb.errors import ConfigurationError
 from microstatedb.replica import Consistency
 from microstatedb.runtime import run_chaos
-from microstatedb.verify import History, Verdict, check_sessions
+from microstatedb.runtime._chaos import run_chaos_real
+from microstatedb.verify import History, Verdict, check_linearizable, check_sessions
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -83,6 +85,27 @@ def test_chaos_command_json_and_weaker_levels(capsys: pytest.CaptureFixture[str]
     assert ", 0 lease reads" in capsys.readouterr().out
 
 
-def test_chaos_command_refuses_real_processes(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["chaos", "--real"]) == 1
+def test_chaos_command_real_argument_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["chaos", "--real", "--consistency", "causal"]) == 1
     assert "--real" in capsys.readouterr().err
+    assert main(["chaos", "--real", "--nemesis", "partition"]) == 1
+    assert "simulator" in capsys.readouterr().err
+    with pytest.raises(ConfigurationError):
+        run_chaos_real(ops=0, nemesis="none")
+
+
+@pytest.mark.integration
+def test_real_processes_killed_and_restarted_stay_linearizable(tmp_path: Path) -> None:
+    """Three OS processes over HTTP on loopback; a minority is SIGKILLed and restarted from
+    its fsynced acceptor file while clients keep going."""
+    path = tmp_path / "real.jsonl"
+    code = main(
+        [
+            *("chaos", "--real", "--nodes", "3", "--ops", "120", "--nemesis", "kill"),
+            *("--seed", "4", "--interval", "0.7", "--history", str(path)),
+        ]
+    )
+    assert code == 0
+    history = History.load(path)
+    assert check_linearizable(history, "register").verdict is Verdict.HOLDS
+    assert sum(1 for e in history if e.type == "ok") > 40

@@ -1,4 +1,7 @@
-"""``microstatedb chaos``: clients against a simulated cluster under faults, with a history.
+"""``microstatedb chaos``: clients against a cluster under faults, with a history.
+
+The cluster is simulated by default (virtual time, every fault replayable from the seed);
+``--real`` starts one OS process per node talking HTTP on loopback and kills them.
 
 Exit codes: 0 the level's promise held (linearizability, session guarantees or convergence),
 1 it was violated (the explanation is printed), 2 bad arguments or an inconclusive check.
@@ -41,7 +44,7 @@ def register(sub: Any) -> None:
     parser.add_argument(
         "--real",
         action="store_true",
-        help="OS processes instead of the simulator (not available yet: refused)",
+        help="one OS process per node over HTTP on loopback (linearizable; nemesis kill/none)",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(run=run)
@@ -49,25 +52,37 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from microstatedb.errors import ConfigurationError
-    from microstatedb.runtime._chaos import run_chaos
+    from microstatedb.runtime._chaos import run_chaos, run_chaos_real
     from microstatedb.verify import Verdict
 
     if args.real:
-        raise ConfigurationError(
-            "--real (chaos over OS processes) is not built yet; run the simulated cluster"
+        if args.consistency != "linearizable" or args.no_leases:
+            raise ConfigurationError(
+                "--real runs the linearizable registers with leases; drop --consistency "
+                "and --no-leases, or run the simulator"
+            )
+        result = run_chaos_real(
+            nodes=args.nodes,
+            ops=args.ops,
+            nemesis=args.nemesis,
+            seed=args.seed,
+            clients=args.clients,
+            keys=args.keys,
+            interval=args.interval,
         )
-    result = run_chaos(
-        args.consistency,
-        nodes=args.nodes,
-        ops=args.ops,
-        nemesis=args.nemesis,
-        seed=args.seed,
-        clients=args.clients,
-        keys=args.keys,
-        interval=args.interval,
-        workload=args.workload,
-        leases=not args.no_leases,
-    )
+    else:
+        result = run_chaos(
+            args.consistency,
+            nodes=args.nodes,
+            ops=args.ops,
+            nemesis=args.nemesis,
+            seed=args.seed,
+            clients=args.clients,
+            keys=args.keys,
+            interval=args.interval,
+            workload=args.workload,
+            leases=not args.no_leases,
+        )
     if args.history:
         result.history.dump(args.history)
     summary = {

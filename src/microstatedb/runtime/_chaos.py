@@ -21,7 +21,16 @@ of these), ``none``.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
 import random
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
 from collections import Counter
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
@@ -409,4 +418,228 @@ def _run_crdt(
         virtual_seconds=sim.now,
         faults=faults.count,
         lease_reads=0,
+    )
+
+
+# ------------------------------------------------------------------------ real processes
+
+REAL_NEMESES = ("none", "kill")
+"""The nemeses of ``run_chaos_real`` (processes are killed with SIGKILL and restarted)."""
+
+
+def serve_node(name: str, port: int, peers: dict[str, str], key_hex: str, data: str) -> None:
+    """Run one consensus node as this process, over HTTP on 127.0.0.1:``port``, until killed.
+
+    Clients post ``{"f": "read"|"write"|"cas", "key": K, "value": V}`` to the write path and
+    get ``{"type": "ok"|"fail"|"info", "value": ...}`` back.
+    """
+    asyncio.run(_serve_node(name, port, peers, bytes.fromhex(key_hex), data))
+
+
+async def _serve_node(name: str, port: int, peers: dict[str, str], key: bytes, data: str) -> None:
+    from microstatedb.errors import Indeterminate
+    from microstatedb.protocols import LeaseConfig
+    from microstatedb.runtime._cluster import AsyncQuorum, FileStorage
+    from microstatedb.transport import make_app, serve
+
+    storage = FileStorage(os.path.join(data, f"{name}.acceptor"))
+    config = QuorumConfig(lease=LeaseConfig(duration=0.5, drift=0.05), timeout=2.0)
+    node = AsyncQuorum(name, peers, key=key, storage=storage, config=config)
+
+    async def op(body: dict[str, Any]) -> dict[str, Any]:
+        f, k, value = body.get("f"), body.get("key"), body.get("value")
+        try:
+            if f == "read":
+                return {"type": "ok", "value": await node.read(k)}
+            if f == "write":
+                await node.write(k, value)
+                return {"type": "ok", "value": value}
+            if f == "cas" and isinstance(value, list) and len(value) == 2:
+                done = await node.cas(k, value[0], value[1])
+                return {"type": "ok" if done else "fail", "value": value}
+        except Unavailable:
+            return {"type": "fail", "value": value}
+        except Indeterminate:
+            return {"type": "info", "value": value}
+        return {"type": "fail", "error": "unknown operation", "value": value}
+
+    app = make_app(node.on_message, lambda: {"name": name}, op)
+    await serve(app, "127.0.0.1", port)
+    await node.start()
+    await asyncio.Event().wait()
+
+
+def _free_ports(n: int) -> list[int]:
+    socks = []
+    for _ in range(n):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        socks.append(s)
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def run_chaos_real(
+    *,
+    nodes: int = 3,
+    ops: int = 200,
+    nemesis: str = "kill",
+    seed: int = 0,
+    clients: int = 5,
+    keys: int = 3,
+    interval: float = 1.0,
+    check_timeout: float = 30.0,
+) -> ChaosResult:
+    """``run_chaos`` for LINEARIZABLE with each node an OS process talking HTTP on loopback.
+
+    The ``kill`` nemesis SIGKILLs a random minority every other ``interval`` seconds and starts
+    it again from its acceptor file (which it reads back, then waits out the lease period).
+    """
+    if nemesis not in REAL_NEMESES:
+        raise ConfigurationError(
+            f"over real processes the nemesis is one of {', '.join(REAL_NEMESES)}, not "
+            f"{nemesis!r} (partitions and clock drift need the simulator)"
+        )
+    if nodes < 1 or ops < 1 or clients < 1 or keys < 1:
+        raise ConfigurationError("nodes, ops, clients and keys must be >= 1")
+    return asyncio.run(_real(nodes, ops, nemesis, seed, clients, keys, interval, check_timeout))
+
+
+async def _real(
+    nodes: int,
+    ops: int,
+    nemesis: str,
+    seed: int,
+    clients: int,
+    keys: int,
+    interval: float,
+    check_timeout: float,
+) -> ChaosResult:
+    import aiohttp
+
+    from microstatedb.transport import STATUS_PATH, WRITE_PATH
+    from microstatedb.verify import Recorder
+
+    rng = random.Random(seed)
+    names = [f"n{i}" for i in range(nodes)]
+    urls = {n: f"http://127.0.0.1:{p}" for n, p in zip(names, _free_ports(nodes), strict=True)}
+    key_hex = rng.randbytes(32).hex()
+    data = tempfile.mkdtemp(prefix="msdb-chaos-")
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(name: str) -> None:
+        peers = {m: u for m, u in urls.items() if m != name}
+        port = int(urls[name].rsplit(":", 1)[1])
+        code = (
+            "from microstatedb.runtime._chaos import serve_node; "
+            f"serve_node({name!r}, {port}, {peers!r}, {key_hex!r}, {data!r})"
+        )
+        procs[name] = subprocess.Popen(
+            [sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+
+    def kill(name: str) -> None:
+        proc = procs.pop(name, None)
+        if proc is not None:
+            proc.kill()
+            proc.wait()
+
+    for name in names:
+        start(name)
+    recorder = Recorder()
+    work = _Workload(rng, ops, keys, cas=True)
+    faults = 0
+    timeout = aiohttp.ClientTimeout(total=5.0)
+    start_time = time.monotonic()
+    try:
+        async with aiohttp.ClientSession(timeout=timeout) as http:
+            for name in names:  # wait until every node answers
+                for _ in range(200):
+                    try:
+                        async with http.get(urls[name] + STATUS_PATH) as resp:
+                            if resp.status == 200:
+                                break
+                    except aiohttp.ClientError:
+                        pass
+                    await asyncio.sleep(0.05)
+            await asyncio.sleep(0.5)
+
+            async def client(p: int) -> None:
+                while (nxt := work.next()) is not None:
+                    f, key, value = nxt
+                    name = rng.choice(names)
+                    pending = recorder.invoke(p, f, key, value)
+                    try:
+                        async with http.post(
+                            urls[name] + WRITE_PATH, json=_op_body(f, key, value)
+                        ) as r:
+                            reply = await r.json()
+                        kind = reply.get("type", "info")
+                        recorder.complete(
+                            pending, kind, reply.get("value") if kind == "ok" else None
+                        )
+                    except aiohttp.ClientConnectorError:
+                        recorder.complete(pending, "fail")  # never connected: not sent
+                    except (aiohttp.ClientError, TimeoutError):
+                        recorder.complete(pending, "info")
+                    await asyncio.sleep(rng.uniform(0, 0.02))
+
+            async def nemesis_loop() -> None:
+                nonlocal faults
+                while work.issued < ops:
+                    await asyncio.sleep(interval)
+                    if nemesis != "kill":
+                        continue
+                    victims = rng.sample(names, max(1, (nodes - 1) // 2))
+                    for v in victims:
+                        kill(v)
+                    faults += 1
+                    await asyncio.sleep(interval)
+                    for v in victims:
+                        start(v)
+
+            chaos = asyncio.ensure_future(nemesis_loop())
+            await asyncio.gather(*(client(p) for p in range(clients)))
+            chaos.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await chaos
+    finally:
+        for name in list(procs):
+            kill(name)
+        shutil.rmtree(data, ignore_errors=True)
+    history = _fix_reads(recorder.history())
+    result = check_linearizable(history, "register", timeout=check_timeout)
+    detail = (
+        result.explanation.text
+        if result.explanation is not None
+        else f"{len(history)} events over {nodes} processes"
+    )
+    return ChaosResult(
+        level=Consistency.LINEARIZABLE,
+        nemesis=nemesis,
+        seed=seed,
+        history=history,
+        counts=_counts(history),
+        verdict=result.verdict,
+        checker="linearizability",
+        anomalies=None,
+        detail=detail,
+        virtual_seconds=time.monotonic() - start_time,
+        faults=faults,
+        lease_reads=0,
+    )
+
+
+def _op_body(f: str, key: str, value: Any) -> dict[str, Any]:
+    """The JSON body of one client operation."""
+    return {"f": f, "key": key, "value": value}
+
+
+def _fix_reads(history: History) -> History:
+    # a cas value travels as a JSON list: the history keeps Jepsen's [expected, new] pair
+    return History(
+        HistoryEvent(*e[:4], tuple(e.value) if isinstance(e.value, list) else e.value, *e[5:])
+        for e in history
     )
