@@ -64,8 +64,8 @@ def run(args: argparse.Namespace) -> int:
                 print(f"damaged: {where}", file=sys.stderr)
                 print(
                     "the store refuses to open this folder as it is; open it with "
-                    "EventLog(path, repair=True) (or Store(path, repair=True)) to move the damaged "
-                    "part aside and refetch the lost events from peers (docs/recovery.md)",
+                    "Store(name, path=PATH, repair=True) to move the damaged part aside, "
+                    "then sync with a peer to refetch the lost events (docs/recovery.md)",
                     file=sys.stderr,
                 )
             return 1
