@@ -57,7 +57,8 @@ def check_saga(sim: TxnSim, shop: Shop, txns: list[str], n: int = 2, amount: int
     assert sim.stores["stock"].counter("apples").value == APPLES - n * completed
     assert sim.stores["payment"].counter("balance").value == -amount * completed
     host = sim.hosts["order"]
-    assert host is not None and host.orchestrator.stats().open == 0
+    assert host is not None
+    assert host.orchestrator.stats().open == 0
     return completed
 
 
@@ -87,7 +88,8 @@ def test_try_again_is_retried_with_backoff_then_completes() -> None:
     sim.run(30)
     assert check_saga(sim, shop, ["1"]) == 1
     host = sim.hosts["order"]
-    assert host is not None and host.orchestrator.stats().retries == 2
+    assert host is not None
+    assert host.orchestrator.stats().retries == 2
 
 
 def test_retries_past_the_limit_compensate() -> None:

@@ -118,7 +118,7 @@ def describe(node: str, field: str, rec: Mapping[str, Any]) -> str:
 
 
 def timeline(sources: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Rows ``{at, node, field, text}`` in time order; a record replicated to several nodes
+    """Rows ``{at, node, field, text, seq}`` in time order; a record replicated to several nodes
     shows once."""
     rows: list[dict[str, Any]] = []
     seen: set[tuple[str, Any, Any]] = set()
@@ -137,9 +137,11 @@ def timeline(sources: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
                     "node": node,
                     "field": field,
                     "text": describe(node, field, rec),
+                    "seq": rec.get("seq") if isinstance(rec.get("seq"), int) else 0,
                 }
             )
-    rows.sort(key=lambda r: (r["at"], r["node"], r["field"]))
+    # Records written in one step share a time: a node's own sequence orders them.
+    rows.sort(key=lambda r: (r["at"], r["node"], r["seq"]))
     return rows
 
 

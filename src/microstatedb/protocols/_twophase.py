@@ -51,8 +51,14 @@ class TxnMessage(NamedTuple):
 
 
 def encode_txn_message(msg: TxnMessage) -> bytes:
-    """The wire form of ``msg`` (msgpack)."""
-    return packb([_VERSION, msg.kind, msg.txn, msg.sender, msg.body])
+    """The wire form of ``msg`` (msgpack); ``ConfigurationError`` if a value cannot go."""
+    try:
+        return packb([_VERSION, msg.kind, msg.txn, msg.sender, msg.body])
+    except (OverflowError, TypeError, ValueError) as exc:
+        raise ConfigurationError(
+            f"a {msg.kind} message of {msg.txn!r} holds a value msgpack cannot encode ({exc}); "
+            "use str, bytes, bool, None, 64-bit int, float, list or dict"
+        ) from exc
 
 
 def decode_txn_message(data: bytes) -> TxnMessage:

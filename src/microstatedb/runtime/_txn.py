@@ -391,6 +391,7 @@ class TxnNode:
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._ticker: asyncio.Task[None] | None = None
+        self._stopping = False
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
         self.refused = 0
@@ -407,6 +408,8 @@ class TxnNode:
 
     async def stop(self) -> None:
         """Stop timers, wait for messages in flight, close the server and the transport."""
+        self._stopping = True
+        self._wake.set()
         if self._ticker is not None:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -421,7 +424,9 @@ class TxnNode:
             await self._transport.aclose()
 
     async def _tick_loop(self) -> None:
-        while True:
+        # A flag as well as cancellation: wait_for may swallow a cancel that races with the
+        # wake-up event (Python 3.11), and the loop must still end.
+        while not self._stopping:
             delay = min(self.host.next_deadline - time.time(), 0.5)
             if delay > 0:
                 self._wake.clear()
