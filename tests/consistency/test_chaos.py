@@ -109,3 +109,41 @@ def test_real_processes_killed_and_restarted_stay_linearizable(tmp_path: Path) -
     history = History.load(path)
     assert check_linearizable(history, "register").verdict is Verdict.HOLDS
     assert sum(1 for e in history if e.type == "ok") > 40
+
+
+async def test_a_served_node_answers_client_operations(tmp_path: Path) -> None:
+    """The node process's HTTP face, run in this event loop: ok, fail and refusals."""
+    import asyncio
+
+    import aiohttp
+
+    from microstatedb.runtime._chaos import _free_ports, _serve_node
+    from microstatedb.transport import WRITE_PATH
+
+    solo, pair = _free_ports(2)
+    key = bytes(range(32))
+    alone = asyncio.ensure_future(_serve_node("a", solo, {}, key, str(tmp_path)))
+    lonely = asyncio.ensure_future(
+        _serve_node("b", pair, {"c": "http://127.0.0.1:9"}, key, str(tmp_path))
+    )
+    try:
+        await asyncio.sleep(0.7)  # a restarted acceptor waits one lease period
+
+        async def post(port: int, body: dict[str, object]) -> dict[str, object]:
+            async with (
+                aiohttp.ClientSession() as http,
+                http.post(f"http://127.0.0.1:{port}{WRITE_PATH}", json=body) as resp,
+            ):
+                return await resp.json()  # type: ignore[no-any-return]
+
+        assert (await post(solo, {"f": "write", "key": "k", "value": 1}))["type"] == "ok"
+        assert await post(solo, {"f": "read", "key": "k"}) == {"type": "ok", "value": 1}
+        assert (await post(solo, {"f": "cas", "key": "k", "value": [1, 2]}))["type"] == "ok"
+        assert (await post(solo, {"f": "cas", "key": "k", "value": [1, 3]}))["type"] == "fail"
+        assert (await post(solo, {"f": "append", "key": "k"}))["type"] == "fail"
+        refused = await post(pair, {"f": "write", "key": "k", "value": 1})
+        assert refused["type"] == "fail"  # no majority: refused at once
+    finally:
+        for task in (alone, lonely):
+            task.cancel()
+        await asyncio.gather(alone, lonely, return_exceptions=True)

@@ -464,9 +464,14 @@ async def _serve_node(name: str, port: int, peers: dict[str, str], key: bytes, d
         return {"type": "fail", "error": "unknown operation", "value": value}
 
     app = make_app(node.on_message, lambda: {"name": name}, op)
-    await serve(app, "127.0.0.1", port)
+    runner, _port = await serve(app, "127.0.0.1", port)
     await node.start()
-    await asyncio.Event().wait()
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await node.stop()
+        await runner.cleanup()
+        storage.close()
 
 
 def _free_ports(n: int) -> list[int]:

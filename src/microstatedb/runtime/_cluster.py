@@ -507,6 +507,7 @@ class AsyncQuorum:
         self._clock: Clock = clock if clock is not None else RealClock()
         boot = epoch if epoch is not None else time.time_ns() // 1000
         self.auth = Authenticator(name, key, boot=boot)
+        self._owns_transport = transport is None
         if transport is None:
             from microstatedb.transport import HTTPTransport
 
@@ -550,6 +551,9 @@ class AsyncQuorum:
             if not fut.done():
                 fut.set_exception(Indeterminate(f"node {self.name!r} stopped during the call"))
         self._futures.clear()
+        aclose = getattr(self._transport, "aclose", None)
+        if self._owns_transport and aclose is not None:
+            await aclose()
 
     async def _tick_loop(self) -> None:
         while not self._stopping:
