@@ -55,7 +55,7 @@ def test_a_broken_invariant_is_caught_and_shrunk() -> None:
     with pytest.raises(AssertionError, match="sold more than the stock") as info:
         run_state_machine_as_test(Overselling, settings=FAST)
     steps = [n for n in getattr(info.value, "__notes__", []) if n.startswith("state.sell")]
-    assert 3 <= len(steps) <= 4, steps  # three sales on stores that had not synced
+    assert len(steps) >= 3, steps  # at least three sales, on stores that had not synced
 
 
 class StaleSessions(ReplicatedStoreMachine):

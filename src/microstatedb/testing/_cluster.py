@@ -156,6 +156,9 @@ class Cluster:
             kind, args = step[0], step[1:]
             if kind == "partition":
                 self.partition(*args[0])
+            elif kind == "write" and not self.sim.is_up(args[0]):
+                # A client's write to a crashed node is refused; the schedule goes on.
+                self._log("write", args[0], "refused: node down")
             elif kind in ("heal", "crash", "restart", "run", "write"):
                 getattr(self, kind)(*args)
             elif kind in ("loss", "duplicate", "reorder"):
