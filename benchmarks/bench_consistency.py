@@ -158,9 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     def add(level: str, op: str, samples: list[int]) -> None:
         rate, p50, p99 = _stats(samples)
         ratio = base_rate["read" if "read" in op else "write"] / rate
-        rows.append(
-            [level, op, f"{rate:,.0f}", fmt_us(p50), fmt_us(p99), f"{ratio:,.1f}x"]
-        )
+        rows.append([level, op, f"{rate:,.0f}", fmt_us(p50), fmt_us(p99), f"{ratio:,.1f}x"])
 
     for op, samples in base.items():
         add("EVENTUAL", op, samples)
