@@ -9,8 +9,6 @@ import pytest
 from microstatedb.cli import main
 from microstatedb.cli._bench import find_runner
 
-REPO = Path(__file__).resolve().parents[2]
-
 # A stand-in runner that records how it was called, so the command's plumbing is tested
 # without spending minutes on the real benchmarks.
 RUNNER = """
@@ -28,8 +26,12 @@ def _clone(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def test_finds_the_repository_runner_from_below() -> None:
-    assert find_runner(REPO / "src" / "microstatedb") == REPO / "benchmarks" / "run.py"
+def test_finds_the_runner_from_a_folder_below_the_clone(tmp_path: Path) -> None:
+    clone = _clone(tmp_path)
+    below = clone / "src" / "microstatedb"
+    below.mkdir(parents=True)
+    assert find_runner(below) == clone / "benchmarks" / "run.py"
+    assert find_runner(clone) == clone / "benchmarks" / "run.py"
 
 
 def test_bench_passes_options_and_runs_in_the_clone(tmp_path: Path) -> None:
