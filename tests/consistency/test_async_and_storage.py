@@ -8,8 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from microstatedb.errors import ConfigurationError, CorruptData, Indeterminate, Unavailable
+from microstatedb.errors import (
+    ConfigurationError,
+    CorruptData,
+    Indeterminate,
+    InvalidOperation,
+    Unavailable,
+)
 from microstatedb.protocols import LeaseConfig, QuorumConfig, QuorumNode
+from microstatedb.replica import Consistency, KeyModes
 from microstatedb.runtime._cluster import AsyncQuorum, FileStorage
 from microstatedb.transport import MockTransport, Request, Response
 from microstatedb.verify import Recorder, Verdict, check_linearizable
@@ -142,7 +149,17 @@ async def test_async_nodes_read_write_cas_and_lease_reads() -> None:
         assert await b.read("k") == 20
         await asyncio.sleep(0.01)  # the lease grants arrive
         assert b.lease_read("k") == (True, 20)
-        assert await b.read("k", max_lag=1.0) == 20
+        assert await b.read("k", consistency=Consistency.BOUNDED, max_lag=1.0) == 20
+        with pytest.raises(InvalidOperation):
+            await b.read("k", consistency=Consistency.CAUSAL)
+        with pytest.raises(ConfigurationError):
+            await b.read("k", consistency=Consistency.BOUNDED)
+        with pytest.raises(ConfigurationError):
+            await b.read("k", max_lag=1.0)
+        b.modes = KeyModes({"acct:": "linearizable"})
+        with pytest.raises(InvalidOperation, match="CRDT-replicated"):
+            await b.write("cart:1", 5)
+        await b.write("acct:1", 5)
         assert b.node.stats().lease_reads >= 1
     finally:
         for node in (a, b, c):

@@ -32,6 +32,7 @@ from microstatedb.errors import (
     ConfigurationError,
     CorruptData,
     Indeterminate,
+    InvalidOperation,
     MicroStateError,
     Unavailable,
 )
@@ -47,6 +48,7 @@ from microstatedb.protocols import (
     Send,
     message_kind,
 )
+from microstatedb.replica import Consistency, KeyModes
 from microstatedb.transport import MESSAGE_PATH, Authenticator, Request, Transport
 from microstatedb.verify import History, HistoryEvent
 
@@ -499,11 +501,14 @@ class AsyncQuorum:
         epoch: int | None = None,
         rng: random.Random | None = None,
         clock: Clock | None = None,
+        modes: KeyModes | None = None,
     ) -> None:
         if name in peers:
             raise ConfigurationError(f"node {name!r} lists itself among its peers")
         self.name = name
         self.peers = dict(peers)
+        self.modes = modes
+        """When set, keys outside its LINEARIZABLE prefixes are refused (one mode per key)."""
         self._clock: Clock = clock if clock is not None else RealClock()
         boot = epoch if epoch is not None else time.time_ns() // 1000
         self.auth = Authenticator(name, key, boot=boot)
@@ -612,7 +617,12 @@ class AsyncQuorum:
         """Apply any change ``current -> (new, result)`` linearizably; returns ``result``."""
         return await self._change(key, fn, False)
 
+    def _check_mode(self, key: Hashable) -> None:
+        if self.modes is not None and isinstance(key, str):
+            self.modes.check(key, strong=True)
+
     async def _change(self, key: Hashable, fn: Change, read_only: bool) -> Any:
+        self._check_mode(key)
         op = self.node.submit(self._clock.monotonic(), key, fn, read_only=read_only)
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._futures[op] = fut
@@ -626,8 +636,27 @@ class AsyncQuorum:
             return True, value
         return False, None
 
-    async def read(self, key: Hashable, *, max_lag: float | None = None) -> Any:
-        """A linearizable read (local under a lease), or bounded-staleness with ``max_lag``."""
+    async def read(
+        self,
+        key: Hashable,
+        *,
+        consistency: Consistency = Consistency.LINEARIZABLE,
+        max_lag: float | None = None,
+    ) -> Any:
+        """A linearizable read (local under a lease), or with ``Consistency.BOUNDED`` and
+        ``max_lag`` seconds an explicitly stale one. The CRDT levels are refused: this key
+        lives in the strongly consistent mode."""
+        if consistency is Consistency.BOUNDED:
+            if max_lag is None:
+                raise ConfigurationError("a BOUNDED read needs max_lag (seconds)")
+        elif consistency is not Consistency.LINEARIZABLE:
+            raise InvalidOperation(
+                f"{key!r} is a strongly consistent register: read it LINEARIZABLE or BOUNDED "
+                f"(an explicitly stale read), not {consistency.value}"
+            )
+        elif max_lag is not None:
+            raise ConfigurationError("max_lag goes with consistency=Consistency.BOUNDED")
+        self._check_mode(key)
         if max_lag is not None:
             hit, value = self.node.bounded_read(key, self._clock.monotonic(), max_lag)
         else:
