@@ -1,0 +1,86 @@
+"""Run every benchmark and write docs/performance.md.
+
+    uv run python benchmarks/run.py            # full run (several minutes)
+    uv run python benchmarks/run.py --quick    # smoke run with small sizes
+    uv run python benchmarks/run.py --only store
+
+Each ``bench_*.py`` besides the store's is a standalone script that writes its own
+``docs/performance-<name>.md``; this runner runs them in turn and gathers every page into
+docs/performance.md, so one command refreshes all figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+DOCS = HERE.parent / "docs"
+
+HEADER = """# Performance
+
+Figures from `uv run python benchmarks/run.py` on this project's standard machine (2 cores,
+24 GiB, Python {python}), {date}. Every figure is the median over repeated runs, and every
+comparison is a ratio against a baseline measured in the same run: these machines are noisy,
+so single runs and absolute numbers from other machines mean little. Latencies are per
+operation, in microseconds.
+
+"""
+
+
+def _others() -> list[str]:
+    return sorted(
+        p.stem.removeprefix("bench_") for p in HERE.glob("bench_*.py") if p.stem != "bench_store"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    parser.add_argument("--only", action="append", help="run only these benchmarks (repeatable)")
+    args = parser.parse_args(argv)
+    wanted = set(args.only or ["store", *_others()])
+    sections: list[str] = []
+    failed: list[str] = []
+    if "store" in wanted:
+        print("== store", flush=True)
+        sys.path.insert(0, str(HERE))
+        import bench_store
+
+        bench_store.main(["--quick"] if args.quick else [])
+        sections.append("## The single-node store\n\n" + bench_store.main.report)  # type: ignore[attr-defined]
+    for name in _others():
+        if name not in wanted:
+            continue
+        print(f"== {name}", flush=True)
+        cmd = [sys.executable, str(HERE / f"bench_{name}.py")]
+        if args.quick and "--quick" in (HERE / f"bench_{name}.py").read_text():
+            cmd.append("--quick")
+        done = subprocess.run(cmd, check=False, env={**os.environ, "PYTHONHASHSEED": "0"})
+        if done.returncode != 0:
+            failed.append(name)
+    for page in sorted(DOCS.glob("performance-*.md")):
+        name = page.stem.removeprefix("performance-")
+        body = page.read_text().split("\n", 1)
+        title = body[0].lstrip("# ").strip() or name
+        sections.append(f"## {title}\n\n(from [{page.name}]({page.name}))\n\n{body[1].strip()}\n")
+    text = HEADER.format(
+        python=platform.python_version(), date=dt.date.today().isoformat()
+    ) + "\n".join(sections)
+    (DOCS / "performance.md").write_text(text)
+    print(f"wrote {DOCS / 'performance.md'}")
+    if failed:
+        print(f"benchmarks that failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
