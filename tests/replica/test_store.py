@@ -357,3 +357,10 @@ def test_stats_and_repr() -> None:
     assert (st.keys, st.events_applied, st.events_in_log) == (1, 1, 1)
     assert "a" in repr(s)
     s.flush()
+
+
+def test_closed_property() -> None:
+    s = msdb.Store("a")
+    assert s.closed is False
+    s.close()
+    assert s.closed is True

@@ -246,6 +246,11 @@ class Store:
         self._blocked = f"store {self.node_id!r} is closed; open it again to continue"
         self._log.close()
 
+    @property
+    def closed(self) -> bool:
+        """True once ``close()`` has run."""
+        return self._closed
+
     def __enter__(self) -> Store:
         return self
 

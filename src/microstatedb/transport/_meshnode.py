@@ -118,7 +118,7 @@ class MeshServer:
         store = node.store
         members = len(node.peers) + 1
         suspected = node.protocol.membership.suspected(time.monotonic())
-        closed = bool(getattr(store, "closed", getattr(store, "_closed", False)))
+        closed = store.closed
         return HealthInputs(
             store_open=not closed,
             buffered=store.stats().buffered,
