@@ -60,7 +60,7 @@ class Shop:
         )
         self.procs[name] = proc
         assert proc.stdout is not None
-        line = proc.stdout.readline()
+        line = proc.stdout.readline()  # stop_all reaps the process if this fails
         assert line.strip() == b"READY", line
 
     def kill(self, name: str) -> None:
@@ -72,10 +72,11 @@ class Shop:
 
     def stop_all(self) -> None:
         for proc in self.procs.values():
-            proc.send_signal(signal.SIGTERM)
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
         for proc in self.procs.values():
             try:
-                proc.wait(timeout=10)
+                proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
@@ -87,13 +88,13 @@ class Shop:
 @pytest.fixture
 async def shop(tmp_path: Path) -> AsyncIterator[tuple[Shop, TxnNode]]:
     s = Shop(tmp_path)
-    s.spawn("stock")
-    s.spawn("payment")
     store = Store("order", path=tmp_path / "order", durability="always")
     peers = {n: u for n, u in s.urls.items() if n != "order"}
     order = TxnNode(store, peers, key=KEY, config=CONFIG)
-    await order.start(port=s.ports["order"])
     try:
+        s.spawn("stock")
+        s.spawn("payment")
+        await order.start(port=s.ports["order"])
         yield s, order
     finally:
         await order.stop()
