@@ -418,17 +418,18 @@ class Store:
         now = self._clock_now
         if self.keeps_log:
             append = self._log.appender()
-            new = tuple.__new__
 
             def emit(op: Any) -> None:
                 if self._blocked:
                     self._refuse()
                 seq = vv.get(node, 0) + 1
-                vv[node] = seq
                 deps = self._deps
+                # The log encodes the event now, so the deps dict may change afterwards; and
+                # nothing moves if encoding fails.
+                append((node, seq, now(), deps, key, kind, op))
+                vv[node] = seq
                 if deps:
                     self._deps = {}
-                append(new(Event, (node, seq, now(), deps, key, kind, op)))
                 self._since_snapshot += 1
                 if self._since_snapshot >= self._snapshot_every:
                     self.snapshot()
