@@ -167,7 +167,7 @@ def test_remove_wins_set_claiming_add_wins_is_caught_with_a_short_program() -> N
     assert len(program) == 2, program
     ops = sorted(op[0] for _, op in program)
     assert ops == ["add", "remove"]
-    assert {op[1] for _, op in program} == {"x"}
+    assert len({op[1] for _, op in program}) == 1  # both on one element
     assert {i for i, _ in program} == {0, 1}
     # Its laws hold: a remove-wins set is a CRDT, just not the one it claims to be.
     suite.test_any_causal_delivery_order_converges()
