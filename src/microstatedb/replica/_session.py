@@ -27,6 +27,7 @@ from microstatedb.clock import Clock, RealClock
 from microstatedb.codec import checksum, packb, unpackb
 from microstatedb.crdt import KINDS
 from microstatedb.errors import ConfigurationError, DecodeError, Unavailable
+from microstatedb.replica._schema_hook import BoundMap, BoundMVRegister, BoundRegister, BoundSet
 
 if TYPE_CHECKING:
     from microstatedb.replica._store import Store
@@ -278,4 +279,5 @@ def _wrap(session: Session, value: Any) -> Any:
     return _Handle(session, value) if type(value) in _CRDT_TYPES else value
 
 
-_CRDT_TYPES = frozenset(KINDS.values())
+# Schema-bound handles too: a write through a nested bound handle must reach the token.
+_CRDT_TYPES = frozenset((*KINDS.values(), BoundMap, BoundMVRegister, BoundRegister, BoundSet))
