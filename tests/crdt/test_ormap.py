@@ -228,3 +228,10 @@ def test_malformed_deltas_raise_decode_error_and_change_nothing(bad: Any) -> Non
         m.apply(bad)
     assert m.state() == before
     assert m.value == {"ok": 1}
+
+
+def test_a_present_key_with_an_empty_child_reads_as_empty_on_another_replica() -> None:
+    a, b = ORMap("a"), ORMap("b")
+    a.set("k").remove("x")  # the key becomes present, its set stays empty
+    b.apply(a.state())
+    assert b.value == a.value == {"k": frozenset()}

@@ -81,7 +81,10 @@ class ORMap(_Base):
         for key, kind in sorted(self._pres):
             if key not in kinds or _RANK[kind] > _RANK[kinds[key]]:
                 kinds[key] = kind
-                out[key] = children[(key, kind)].value
+                child = children.get((key, kind))
+                if child is None:  # present, but its child state was empty when shipped
+                    child = self._new_child((key, kind))
+                out[key] = child.value
         return out
 
     def __contains__(self, key: object) -> bool:
