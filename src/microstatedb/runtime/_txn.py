@@ -21,17 +21,19 @@ import json
 import logging
 import random
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
 from microstatedb import observability as _obs
+from microstatedb.codec import packb, unpackb
 from microstatedb.errors import (
     AuthenticationError,
     ConfigurationError,
     DeadlineExceeded,
+    DecodeError,
     MicroStateError,
     Unavailable,
 )
@@ -45,7 +47,6 @@ from microstatedb.protocols._twophase import (
     TxnConfig,
     TxnMessage,
     TxnOutput,
-    TxnSend,
     decode_txn_message,
     encode_txn_message,
 )
@@ -350,9 +351,14 @@ class TxnNode:
     """A node running the transaction parties over HTTP (or any ``Transport``).
 
     ``peers`` maps node names to base URLs; ``key`` is the shared 32-byte key that
-    authenticates every message. ``await commit(...)`` and ``await saga(...)`` run a
-    transaction with this node as coordinator or orchestrator and return how it ended.
+    authenticates every request. A request carries a msgpack list of encoded messages: what
+    piled up for that peer while earlier requests were in flight. ``await commit(...)`` and
+    ``await saga(...)`` run a transaction with this node as coordinator or orchestrator and
+    return how it ended.
     """
+
+    PARALLEL = 4
+    """Requests in flight to one peer at a time; more messages wait and go as one batch."""
 
     RECORDS_PATH = "/msdb/v1/txn/"
     """``GET`` here plus a transaction id answers this node's records of it as JSON."""
@@ -389,6 +395,10 @@ class TxnNode:
         )
         self._waiting: dict[str, asyncio.Future[Finished]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._outbox: dict[str, list[bytes]] = {}
+        self._done: list[Finished] = []
+        self._settling = False
+        self._senders: dict[str, int] = {}
         self._wake = asyncio.Event()
         self._ticker: asyncio.Task[None] | None = None
         self._stopping = False
@@ -440,39 +450,63 @@ class TxnNode:
         return web.Response(text=body, content_type="application/json")
 
     def on_message(self, body: bytes) -> int:
-        """Handle one message from the wire; returns the HTTP status to answer with."""
+        """Handle one request from the wire (a batch of messages); returns the HTTP status."""
         try:
             _, payload = self.auth.open(body)
-            msg = decode_txn_message(payload)
+            batch = unpackb(payload)
+            if not isinstance(batch, list) or not all(isinstance(b, bytes) for b in batch):
+                raise DecodeError("a transaction request is a msgpack list of messages")
+            msgs = [decode_txn_message(b) for b in batch]
         except AuthenticationError:
             self.refused += 1
             return 401
         except MicroStateError:
             self.refused += 1
             return 400
-        headers = msg.body.get("headers")
-        ctx = _obs.extract(headers) if isinstance(headers, dict) else None
-        with _obs.span(f"msdb.txn.{msg.kind}", {"txn": msg.txn, "node": self.name}, context=ctx):
-            out = self.host.receive(time.time(), msg)
+        out: list[TxnOutput] = []
+        for msg in msgs:
+            headers = msg.body.get("headers")
+            ctx = _obs.extract(headers) if isinstance(headers, dict) else None
+            attrs = {"txn": msg.txn, "node": self.name}
+            with _obs.span(f"msdb.txn.{msg.kind}", attrs, context=ctx):
+                out += self.host.receive(time.time(), msg)
         self._dispatch(out)
         return 204
 
     def _dispatch(self, out: list[TxnOutput]) -> None:
-        if any(isinstance(o, TxnSend) for o in out):
-            self.store.flush()  # records before the messages that depend on them
+        # Nothing leaves before the records it depends on are durable: the pumps and the
+        # settler flush the store first, once for everything that piled up meanwhile (a group
+        # commit), so many transactions share one fsync.
         for item in out:
             if isinstance(item, Finished):
-                fut = self._waiting.pop(item.txn, None)
-                if fut is not None and not fut.done():
-                    fut.set_result(item)
+                self._done.append(item)
+                if not self._settling:
+                    self._settling = True
+                    self._spawn(self._settle())
                 continue
             if item.to == self.name:
                 self._local(item.message)
                 continue
-            task = asyncio.get_running_loop().create_task(self._deliver(item))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._outbox.setdefault(item.to, []).append(encode_txn_message(item.message))
+            if self._senders.get(item.to, 0) < self.PARALLEL:
+                self._senders[item.to] = self._senders.get(item.to, 0) + 1
+                self._spawn(self._pump(item.to))
         self._wake.set()
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _settle(self) -> None:
+        await asyncio.sleep(0)  # let this loop round add its own ends
+        self._settling = False
+        done, self._done = self._done, []
+        self.store.flush()
+        for item in done:
+            fut = self._waiting.pop(item.txn, None)
+            if fut is not None and not fut.done():
+                fut.set_result(item)
 
     def _local(self, msg: TxnMessage) -> None:
         # A message to this node itself (a coordinator that is also a participant).
@@ -480,13 +514,24 @@ class TxnNode:
             lambda: self._dispatch(self.host.receive(time.time(), msg))
         )
 
-    async def _deliver(self, item: TxnSend) -> None:
-        url = self.peers.get(item.to)
+    async def _pump(self, to: str) -> None:
+        # Messages to one peer leave in batches, at most PARALLEL requests at a time: under
+        # load one request carries what piled up while the previous ones were in flight.
+        try:
+            await asyncio.sleep(0)  # let this loop round add to the batch
+            while batch := self._outbox.pop(to, None):
+                self.store.flush()  # records before the messages that depend on them
+                await self._deliver(to, batch)
+        finally:
+            self._senders[to] -= 1
+
+    async def _deliver(self, to: str, batch: list[bytes]) -> None:
+        url = self.peers.get(to)
         if url is None:
             self.send_failures += 1
-            _log.warning("%s: no address for %s", self.name, item.to)
+            _log.warning("%s: no address for %s", self.name, to)
             return
-        sealed = self.auth.seal(item.to, encode_txn_message(item.message))
+        sealed = self.auth.seal(to, packb(batch))
         try:
             resp = await self._transport.handle(Request(url.rstrip("/") + MESSAGE_PATH, sealed))
         except Unavailable as exc:
