@@ -39,3 +39,30 @@ def test_readme_code_runs() -> None:
     assert blocks, "the README shows Python code"
     for block in blocks:
         exec(compile(block, "README.md", "exec"), {})
+
+
+def test_importing_the_package_loads_nothing_else() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, microstatedb; "
+        "print(sorted(m for m in sys.modules if m.startswith('microstatedb.')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"  # the pytest plugin imports the package first
+
+
+def test_the_pytest_plugin_is_registered() -> None:
+    from importlib.metadata import entry_points
+
+    names = {e.value for e in entry_points(group="pytest11")}
+    assert "microstatedb.testing.plugin" in names
+
+
+def test_unknown_attribute() -> None:
+    import pytest
+
+    with pytest.raises(AttributeError, match="no attribute"):
+        _ = msdb.no_such_name  # type: ignore[attr-defined]
+    assert "Store" in dir(msdb)
