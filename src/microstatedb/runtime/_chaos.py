@@ -218,12 +218,34 @@ def _run_linearizable(
     cluster.run(config.timeout + 1.0)
     stop[0] = True
     cluster.abandon()
-    history = cluster.history()
+    return _linearizable_result(
+        cluster.history(),
+        nemesis,
+        seed,
+        check_timeout,
+        virtual_seconds=cluster.now,
+        faults=faults.count,
+        lease_reads=sum(s.lease_reads for s in cluster.stats().nodes),
+    )
+
+
+def _linearizable_result(
+    history: History,
+    nemesis: str,
+    seed: int,
+    check_timeout: float,
+    *,
+    virtual_seconds: float,
+    faults: int,
+    lease_reads: int,
+    where: str = "",
+) -> ChaosResult:
+    """Check a linearizable run's history and wrap the verdict (simulated and real runs)."""
     result = check_linearizable(history, "register", timeout=check_timeout)
     detail = (
         result.explanation.text
         if result.explanation is not None
-        else f"{len(history)} events, {result.stats.configurations} configurations searched"
+        else f"{len(history)} events{where}, {result.stats.configurations} configurations searched"
     )
     return ChaosResult(
         level=Consistency.LINEARIZABLE,
@@ -235,9 +257,9 @@ def _run_linearizable(
         checker="linearizability",
         anomalies=None,
         detail=detail,
-        virtual_seconds=cluster.now,
-        faults=faults.count,
-        lease_reads=sum(s.lease_reads for s in cluster.stats().nodes),
+        virtual_seconds=virtual_seconds,
+        faults=faults,
+        lease_reads=lease_reads,
     )
 
 
@@ -614,26 +636,15 @@ async def _real(
         for name in list(procs):
             kill(name)
         shutil.rmtree(data, ignore_errors=True)
-    history = _fix_reads(recorder.history())
-    result = check_linearizable(history, "register", timeout=check_timeout)
-    detail = (
-        result.explanation.text
-        if result.explanation is not None
-        else f"{len(history)} events over {nodes} processes"
-    )
-    return ChaosResult(
-        level=Consistency.LINEARIZABLE,
-        nemesis=nemesis,
-        seed=seed,
-        history=history,
-        counts=_counts(history),
-        verdict=result.verdict,
-        checker="linearizability",
-        anomalies=None,
-        detail=detail,
+    return _linearizable_result(
+        _fix_reads(recorder.history()),
+        nemesis,
+        seed,
+        check_timeout,
         virtual_seconds=time.monotonic() - start_time,
         faults=faults,
         lease_reads=0,
+        where=f" over {nodes} processes",
     )
 
 
