@@ -86,9 +86,12 @@ def make_sim(
     shop: Shop | None = None,
     loss: float = 0.0,
     duplicate: float = 0.0,
+    replica: bool = False,
 ) -> TxnSim:
+    """The three services; with ``replica``, also order-r holding a replica of order's store."""
     sim = TxnSim(
-        list(NODES),
+        [*NODES, "order-r"] if replica else list(NODES),
+        replicas={"order": ["order-r"]} if replica else None,
         seed=seed,
         checks={"stock": stock_check},
         handlers=(shop or Shop()).handlers(),
@@ -98,3 +101,9 @@ def make_sim(
     )
     sim.stores["stock"].counter("apples").increment(APPLES)
     return sim
+
+
+def replicate(sim: TxnSim) -> None:
+    """Anti-entropy from order to order-r (one direction is all the replica needs)."""
+    dst = sim.stores["order-r"]
+    dst.apply(sim.stores["order"].events_since(dst.version_vector))

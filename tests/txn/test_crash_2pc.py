@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from microstatedb.protocols import Journal
 from microstatedb.runtime import CrashPoint, TxnSim
 
-from ._shop import APPLES, NODES, make_sim, order_writes
+from ._shop import APPLES, NODES, make_sim, order_writes, replicate
 
 KINDS_AT = {
     "order": ("prepare", "vote", "decide", "ack", "query", "answer"),
@@ -117,18 +117,50 @@ crash_points = st.lists(
     loss=st.sampled_from((0.0, 0.1)),
     duplicate=st.sampled_from((0.0, 0.2)),
     txns=st.integers(1, 3),
+    replica=st.booleans(),
 )
 def test_atomic_under_any_crashes_loss_and_duplicates(
-    seed: int, crashes: list[CrashPoint], loss: float, duplicate: float, txns: int
+    seed: int, crashes: list[CrashPoint], loss: float, duplicate: float, txns: int, replica: bool
 ) -> None:
-    sim = make_sim(seed, tuple(crashes), loss=loss, duplicate=duplicate)
+    sim = make_sim(seed, tuple(crashes), loss=loss, duplicate=duplicate, replica=replica)
     ids = [str(i) for i in range(txns)]
     for txn in ids:
         if sim.hosts["order"] is not None:
             sim.begin_2pc("order", txn, order_writes(order=txn))
         sim.run(0.004)
     started = [t for t in ids if Journal(sim.stores["order"]).get(t)]
+    if replica:
+        for _ in range(20):  # the replica catches up now and then, as anti-entropy would
+            sim.run(0.05 + sim.rng.random() * 0.5)
+            replicate(sim)
     settle(sim, 60.0)
     # Lost messages with a crashed coordinator can need one more round of timers.
     sim.run(60.0)
     check_atomic(sim, started)
+
+
+def test_a_replica_of_the_coordinator_settles_participants_in_doubt() -> None:
+    # The coordinator decides commit, then dies for good before any decide leaves; its store
+    # was replicated to order-r, which the participants ask (cooperative termination).
+    sim = TxnSim(
+        ["order", "order-r", "stock", "payment"],
+        seed=3,
+        replicas={"order": ["order-r"]},
+        crashes=(CrashPoint("order", "vote", "after", nth=2, downtime=1e9),),
+    )
+    writes = {"stock": [("counter", "apples", -2)], "payment": [("counter", "balance", -5)]}
+    sim.begin_2pc("order", "t", writes)
+    sim.run(0.5)
+    assert sim.hosts["order"] is None
+    assert Journal(sim.stores["order"]).get("t")["decision"]["commit"] is True
+    for node in ("stock", "payment"):
+        assert f"outcome/{node}" not in Journal(sim.stores[node]).get("t")  # in doubt
+    replica = sim.stores["order-r"]
+    replica.apply(sim.stores["order"].events_since(replica.version_vector))
+    sim.run(30)
+    assert sim.stores["stock"].counter("apples").value == -2
+    assert sim.stores["payment"].counter("balance").value == -5
+    for node in ("stock", "payment"):
+        host = sim.hosts[node]
+        assert host is not None
+        assert host.participant.locks == {}

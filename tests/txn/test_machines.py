@@ -152,7 +152,9 @@ def test_cooperative_termination_between_participants() -> None:
 
 def test_a_participant_that_never_voted_answers_abort_and_then_votes_no() -> None:
     _, parts = three()
-    q = TxnMessage("query", "t", "stock", {"coordinator": "order"})
+    q = TxnMessage("query", "t", "stock", {"coordinator": "order", "participants": ["payment"]})
+    # A node outside the transaction has no vote to withhold: it does not answer.
+    assert parts["order"].receive(0, q) == []
     answer = parts["payment"].receive(0, q)
     assert answer[0].message.body == {"commit": False}
     late = TxnMessage(

@@ -425,8 +425,12 @@ class Participant:
         if msg.kind == "query":
             rec = self.journal.get(txn)
             out = rec.get(f"outcome/{self.node}")
-            if out is None and f"prepared/{self.node}" not in rec:
+            asked_as = msg.body.get("participants")
+            member = isinstance(asked_as, list) and self.node in asked_as
+            if out is None and f"prepared/{self.node}" not in rec and member:
                 # Cooperative termination: not having voted yes, refuse to ever vote yes.
+                # Only a participant may: a node outside the transaction (a replica of the
+                # coordinator's store) has no vote to withhold.
                 out = self.journal.put(
                     txn, f"outcome/{self.node}", {"commit": False, "at": now, "why": "terminated"}
                 )
@@ -488,7 +492,7 @@ class Participant:
             self._resends += 1
             ask = [d.coordinator, *self._replicas.get(d.coordinator, ())]
             ask += [q for q in d.participants if q != self.node]
-            body = {"coordinator": d.coordinator}
+            body = {"coordinator": d.coordinator, "participants": d.participants}
             out.extend(TxnSend(q, TxnMessage("query", txn, self.node, body)) for q in ask)
             d.deadline = now + self.config.retry_base + self._policy.backoff(d.asks)
         return out
