@@ -236,3 +236,12 @@ def test_orchestrator_ignores_stale_and_foreign_outcomes() -> None:
         Finished("t", "compensated", {"step": "b", "status": "failed", "detail": None})
     ]
     assert o.stats().compensated == 1
+
+
+def test_only_the_orchestrator_resumes_its_sagas_not_a_replica() -> None:
+    o = Orchestrator(store_with("order"))
+    o.begin(0, "t", [SagaStep("a", "s", "x")])
+    copy = Store("order-r")
+    copy.apply(o.journal.store.events_since({}))
+    assert Orchestrator(Journal(copy)).recovered() == []
+    assert len(sends(Orchestrator(o.journal).recovered())) == 1

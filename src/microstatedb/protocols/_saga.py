@@ -110,7 +110,8 @@ class Orchestrator:
         for txn in journal.txns():
             rec = journal.get(txn)
             saga = rec.get("saga")
-            if saga is None or "end" in rec:
+            # Only the orchestrator that began a saga resumes it, not a replica of its store.
+            if saga is None or "end" in rec or saga.get("orchestrator") != self.node:
                 continue
             run = _Run([SagaStep(*s) for s in saga["steps"]], dict(saga.get("headers", {})))
             self._runs[txn] = run
@@ -154,7 +155,12 @@ class Orchestrator:
         self.journal.put(
             txn,
             "saga",
-            {"steps": [list(_fields(s)) for s in steps], "at": now, "headers": headers},
+            {
+                "steps": [list(_fields(s)) for s in steps],
+                "orchestrator": self.node,
+                "at": now,
+                "headers": headers,
+            },
         )
         run = _Run(steps, headers)
         self._runs[txn] = run
