@@ -21,7 +21,7 @@ def test_records_are_events_in_the_store_and_replicate() -> None:
     rec = j.put("t1", "begin", {"at": 1.0})
     assert rec["seq"] == 1
     assert j.store.version_vector == {"stock": 1}
-    assert j.get("t1") == {"begin": {"at": 1.0, "seq": 1}}
+    assert j.get("t1") == {"begin": {"at": 1.0, "seq": 1, "node": "stock"}}
     assert j.get("nope") == {}
     assert j.txns() == ["t1"]
     other = Store("replica")
@@ -75,6 +75,19 @@ def test_redo_applies_exactly_the_writes_a_crash_cut(
     assert s.counter("c").value == sum(deltas)
     assert j.redo() == 0  # and again: nothing twice
     assert s.counter("c").value == sum(deltas)
+
+
+def test_redo_leaves_replicated_records_to_their_origin() -> None:
+    a = journal("a")
+    for _ in range(5):
+        a.store.counter("other").increment()
+    a.put_and_apply("t", "outcome/a", {"writes": [["counter", "c", 1]]})  # a's event 6
+    b = journal("b")
+    for _ in range(6):  # b's own sequence reaches 6 too
+        b.store.counter("mine").increment()
+    b.store.apply(a.store.events_since({}))
+    assert b.redo() == 0
+    assert b.store.counter("c").value == 1  # replicated once, not applied again
 
 
 def test_redo_ignores_intents() -> None:

@@ -99,6 +99,7 @@ class Journal:
         # events one by one), so that redo can count the writes that follow it.
         rec = dict(value)
         rec["seq"] = self.store.version_vector.get(node, 0) + 1
+        rec["node"] = node
         self.store.map(PREFIX + txn).register(field).set(rec)
         return rec
 
@@ -135,8 +136,14 @@ class Journal:
             for rec in self.get(txn).values():
                 writes = rec.get("writes")
                 seq = rec.get("seq")
-                if not rec.get("apply") or not writes or not isinstance(seq, int) or seq > top:
-                    continue  # only records whose writes were applied (not intents)
+                if (
+                    not rec.get("apply")  # intents are not applied
+                    or rec.get("node") != node  # a replicated record: its origin applies it
+                    or not writes
+                    or not isinstance(seq, int)
+                    or seq > top
+                ):
+                    continue
                 done = top - seq
                 for w in as_writes(writes[done:]):
                     apply_write(self.store, w)
