@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
-from proofs._models import MODELS
+from proofs._models import MODELS, SpinModel
 from proofs._spin import SpinResult, run_spin
 from proofs._z3 import PROOFS, check
 
@@ -17,7 +17,7 @@ from proofs._z3 import PROOFS, check
 def main() -> int:
     """Run everything; returns the exit status."""
     failed = 0
-    jobs = [(m, "", ()) for m in MODELS]
+    jobs: list[tuple[SpinModel, str, tuple[str, ...]]] = [(m, "", ()) for m in MODELS]
     jobs += [(m, name, (macro,)) for m in MODELS for name, macro in m.mutants.items()]
     # Two workers: the machine CI runs on has two cores, and each job is one process.
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -30,10 +30,10 @@ def main() -> int:
         else:
             failed += not _report_mutant(mutant, res)
     for proof in PROOFS:
-        res = check(proof)
-        failed += not res.holds
-        verdict = "holds" if res.holds else "FAILS"
-        print(f"z3 {proof.name}: {res.claims} claims, {res.seconds:.1f}s, {verdict}")
+        z = check(proof)
+        failed += not z.holds
+        verdict = "holds" if z.holds else "FAILS"
+        print(f"z3 {proof.name}: {z.claims} claims, {z.seconds:.1f}s, {verdict}")
         caught = not check(proof, mutant=True).holds
         failed += not caught
         print(f"mutant {proof.mutant}: {'caught' if caught else 'NOT CAUGHT'}")

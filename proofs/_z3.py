@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import z3
+import z3  # type: ignore[import-untyped]
 
 
 @dataclass(frozen=True)
