@@ -80,6 +80,7 @@ MODELS: tuple[SpinModel, ...] = (
         {
             "twopc-terminate-after-yes": "TERMINATE_AFTER_YES",
             "twopc-commit-on-timeout": "COMMIT_ON_TIMEOUT",
+            "twopc-replica-terminates": "REPLICA_TERMINATES",
         },
     ),
     SpinModel(

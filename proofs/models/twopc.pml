@@ -7,6 +7,7 @@
  * @models microstatedb.protocols._twophase:Participant.receive
  * @models microstatedb.protocols._twophase:Participant._prepare
  * @models microstatedb.protocols._twophase:Participant.tick
+ * @models microstatedb.protocols._twophase:Coordinator._answer
  * @property all or nothing: no participant commits while another aborts
  * @property a participant commits only if every participant voted yes
  *
@@ -14,8 +15,10 @@
  * coordinator may crash once: its journal survives, so after a restart it finishes a recorded
  * decision or, finding none, aborts (presumed abort). Participants in doubt ask the
  * coordinator and each other; one that has not voted yes answers abort and will vote no.
+ * A replica of the coordinator's store receives its journal late and is asked too.
  * Mutants: TERMINATE_AFTER_YES (a participant that voted yes answers a query with abort and
- * aborts itself), COMMIT_ON_TIMEOUT (the coordinator decides commit when votes are late).
+ * aborts itself), COMMIT_ON_TIMEOUT (the coordinator decides commit when votes are late),
+ * REPLICA_TERMINATES (a coordinator replica that has not seen the decision answers abort).
  */
 #define P 2
 #define COMMIT 1
@@ -30,6 +33,8 @@ bool votedyes[P];     /* ghost */
 bool fprep[P]; byte fvote[P]; byte fdec[P];
 bool fq[4];           /* [asker*2 + (0: to coordinator, 1: to the other participant)] */
 byte fans[P];
+byte rdec;            /* the coordinator replica's copy of the decision (0: not yet) */
+bool fqr[P];           /* query to the coordinator replica */
 byte resends = 2;
 
 inline settle(j, v) {
@@ -100,7 +105,23 @@ active proctype world() {
        if :: fdec[j] != 0 -> v = fdec[j]; fdec[j] = 0; settle(j, v) :: else fi; j = 0; v = 0 }
   /* a participant in doubt asks the coordinator and the other participant (tick) */
   :: atomic { select(j : 0 .. P-1);
-       if :: pst[j] == 1 -> fq[j*2] = 1; fq[j*2+1] = 1 :: else fi; j = 0 }
+       if :: pst[j] == 1 -> fq[j*2] = 1; fq[j*2+1] = 1; fqr[j] = 1 :: else fi; j = 0 }
+  /* the coordinator's journal replicates to its replica */
+  :: atomic { cst == 1 && rdec == 0 -> rdec = dec }
+  /* the replica answers from what it has (Coordinator._answer on a replica) */
+  :: atomic { select(j : 0 .. P-1);
+       if
+       :: fqr[j] -> fqr[j] = 0;
+          if
+          :: rdec != 0 -> fans[j] = rdec
+#ifdef REPLICA_TERMINATES
+          :: rdec == 0 -> fans[j] = ABORT
+#else
+          :: rdec == 0 -> skip
+#endif
+          fi
+       :: else
+       fi; j = 0 }
   /* the coordinator answers a query from its journal (a decision, or nothing yet) */
   :: atomic { select(j : 0 .. P-1);
        if :: fq[j*2] -> fq[j*2] = 0; if :: cst == 1 -> fans[j] = dec :: else fi :: else fi; j = 0 }

@@ -246,3 +246,18 @@ def test_breaker_outcome_of_a_stale_permit_does_not_decide_half_open() -> None:
     probe.success()  # type: ignore[union-attr]
     stale_again.success()  # type: ignore[union-attr]
     assert br.state is State.CLOSED
+
+
+def test_twopc_a_coordinator_replica_without_the_decision_stays_silent() -> None:
+    # The REPLICA_TERMINATES counterexample: a participant in doubt asks a lagging replica.
+    with Store("co") as cs, Store("co-r") as rs:
+        coord = Coordinator(Journal(cs))
+        replica = Coordinator(Journal(rs))
+        coord.begin(0.0, "t4", {"p0": [("counter", "x", 1)]})
+        rs.apply(cs.events_since({}))  # the replica has begin, not the decision
+        query = TxnMessage("query", "t4", "p0", {"coordinator": "co", "participants": ["p0"]})
+        assert replica.receive(1.0, query) == []
+        vote = TxnMessage("vote", "t4", "p0", {"yes": True})
+        assert {m.body["commit"] for m in _msgs(coord.receive(1.0, vote))} == {True}
+        rs.apply(cs.events_since(rs.version_vector))
+        assert [m.body["commit"] for m in _msgs(replica.receive(2.0, query))] == [True]
