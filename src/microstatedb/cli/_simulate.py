@@ -34,6 +34,7 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from microstatedb.cli._output import progress
     from microstatedb.errors import ConfigurationError
     from microstatedb.runtime.sim import Simulation
 
@@ -43,17 +44,21 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigurationError("--partition-seconds and --writes-per-node must be >= 0")
     sim = Simulation(args.nodes, seed=args.seed, loss=args.loss, duplicate=args.duplicate)
     try:
-        half = sim.names[: max(1, args.nodes // 2)]
-        span = max(args.partition_seconds, 1.0)
-        writes = args.nodes * args.writes_per_node
-        if args.partition_seconds > 0:
-            sim.partition(half)
-        if writes > 0:
-            sim.workload(rate=writes / span, until=sim.now + span)
-        sim.run(span)
-        sim.heal()
-        sim.loss = 0.0  # the heal: messages flow again
-        took = sim.run_until_converged(args.timeout)
+        with progress("split, write, heal, converge", 3, enabled=not args.json) as advance:
+            half = sim.names[: max(1, args.nodes // 2)]
+            span = max(args.partition_seconds, 1.0)
+            writes = args.nodes * args.writes_per_node
+            if args.partition_seconds > 0:
+                sim.partition(half)
+            if writes > 0:
+                sim.workload(rate=writes / span, until=sim.now + span)
+            sim.run(span)
+            advance()
+            sim.heal()
+            sim.loss = 0.0  # the heal: messages flow again
+            advance()
+            took = sim.run_until_converged(args.timeout)
+            advance()
         report = sim.report()
     finally:
         sim.close()
