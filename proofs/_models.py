@@ -70,6 +70,11 @@ MODELS: tuple[SpinModel, ...] = (
         },
     ),
     SpinModel(
+        "caspaxos",
+        "caspaxos.pml",
+        {"paxos-ignores-accepted": "NO_ADOPT", "paxos-accepts-below-promise": "NO_PROMISE_CHECK"},
+    ),
+    SpinModel(
         "causal",
         "causal.pml",
         {"causal-skips-ready": "NO_READY", "causal-drain-out-of-order": "NO_SEQ"},

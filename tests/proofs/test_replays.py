@@ -261,3 +261,26 @@ def test_twopc_a_coordinator_replica_without_the_decision_stays_silent() -> None
         assert {m.body["commit"] for m in _msgs(coord.receive(1.0, vote))} == {True}
         rs.apply(cs.events_since(rs.version_vector))
         assert [m.body["commit"] for m in _msgs(replica.receive(2.0, query))] == [True]
+
+
+def test_consensus_change_builds_on_the_change_chosen_before() -> None:
+    # The NO_ADOPT counterexample: "b" changes the key after "a"'s change was chosen at a
+    # majority that "b"'s prepare only partly meets.
+    net = _Net()
+    a, b = net.nodes["a"], net.nodes["b"]
+
+    def inc(v: Any) -> tuple[Any, Any]:
+        return (v or 0) + 1, None
+
+    a.submit(0.0, "k", inc)
+    net.out("a", a.tick(0.0))
+    net.settle(0.0, lambda _s, dst, _k: dst != "c")  # "c" never hears of a's change
+    net.flight.clear()
+    b.submit(0.1, "k", inc)
+    net.out("b", b.tick(0.1))
+    net.settle(0.1)
+    for name, node in net.nodes.items():
+        net.out(name, node.tick(0.2))
+    net.settle(0.2)
+    assert [d.error for d in net.done] == [None, None]
+    assert sorted(n.value_of("k") for n in net.nodes.values())[-1] == 2
