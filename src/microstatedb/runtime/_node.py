@@ -53,6 +53,27 @@ def plain(value: Any) -> Any:
     return value
 
 
+async def close_serving(
+    ticker: asyncio.Task[None] | None,
+    tasks: set[asyncio.Task[None]],
+    runner: web.AppRunner | None,
+    transport: object,
+    owns_transport: bool,
+) -> None:
+    """Stop a node's timer task, wait for its messages in flight, close its server and the
+    HTTP transport it made itself (shared by every asyncio node kind)."""
+    if ticker is not None:
+        ticker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await ticker
+    if tasks:
+        await asyncio.gather(*list(tasks), return_exceptions=True)
+    if runner is not None:
+        await runner.cleanup()
+    if owns_transport and isinstance(transport, HTTPTransport):
+        await transport.aclose()
+
+
 class Node:
     """A store replicated with its peers over HTTP (or any ``Transport``).
 
@@ -106,18 +127,9 @@ class Node:
 
     async def stop(self) -> None:
         """Stop ticking, wait for messages in flight, close the server and the transport."""
-        if self._ticker is not None:
-            self._ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._ticker
-            self._ticker = None
-        if self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-        if self._owns_transport and isinstance(self._transport, HTTPTransport):
-            await self._transport.aclose()
+        ticker, self._ticker = self._ticker, None
+        runner, self._runner = self._runner, None
+        await close_serving(ticker, self._tasks, runner, self._transport, self._owns_transport)
 
     async def _tick_loop(self) -> None:
         while True:

@@ -51,6 +51,7 @@ from microstatedb.protocols._twophase import (
     encode_txn_message,
 )
 from microstatedb.replica import Store
+from microstatedb.runtime._node import close_serving
 from microstatedb.transport import (
     MESSAGE_PATH,
     Authenticator,
@@ -420,18 +421,9 @@ class TxnNode:
         """Stop timers, wait for messages in flight, close the server and the transport."""
         self._stopping = True
         self._wake.set()
-        if self._ticker is not None:
-            self._ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._ticker
-            self._ticker = None
-        if self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-        if self._owns_transport and isinstance(self._transport, HTTPTransport):
-            await self._transport.aclose()
+        ticker, self._ticker = self._ticker, None
+        runner, self._runner = self._runner, None
+        await close_serving(ticker, self._tasks, runner, self._transport, self._owns_transport)
 
     async def _tick_loop(self) -> None:
         # A flag as well as cancellation: wait_for may swallow a cancel that races with the
