@@ -63,15 +63,19 @@ class HLC:
 
     def update(self, remote: int) -> int:
         """Take a remote timestamp into account; returns a new local timestamp after it."""
-        wall_ms = int(self._clock.now() * 1000)
-        if hlc_physical_ms(remote) - wall_ms > self.max_drift_ms:
-            raise ClockSkew(
-                f"remote timestamp is {(hlc_physical_ms(remote) - wall_ms) / 1000:.3f}s ahead "
-                f"of the local clock (bound {self.max_drift_ms / 1000:.3f}s); check the sender's "
-                "clock (NTP) or raise max_drift"
-            )
+        self.check(remote)
         self.observe(remote)
         return self.now()
+
+    def check(self, remote: int, what: str = "remote timestamp") -> None:
+        """Raise ``ClockSkew`` if ``remote`` is further ahead than ``max_drift``; adopt nothing."""
+        ahead_ms = hlc_physical_ms(remote) - int(self._clock.now() * 1000)
+        if ahead_ms > self.max_drift_ms:
+            raise ClockSkew(
+                f"{what} is {ahead_ms / 1000:.3f}s ahead of the local clock (bound "
+                f"{self.max_drift_ms / 1000:.3f}s); check the sender's clock (NTP) or raise "
+                "max_drift"
+            )
 
     def observe(self, ts: int) -> None:
         """Raise the clock to at least ``ts`` without a drift check (replay of own history)."""

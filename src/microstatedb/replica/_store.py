@@ -15,7 +15,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from microstatedb import observability as _obs
-from microstatedb.clock import HLC, Clock, hlc_physical_ms
+from microstatedb.clock import HLC, Clock
 from microstatedb.codec import Event, digest_of, packb, unpackb
 from microstatedb.crdt import (
     CRDT,
@@ -29,7 +29,6 @@ from microstatedb.crdt import (
     new_crdt,
 )
 from microstatedb.errors import (
-    ClockSkew,
     ConfigurationError,
     CorruptData,
     DecodeError,
@@ -576,16 +575,10 @@ class Store:
     def _validate(self, events: list[Event], states: list[tuple[str, str, Any]]) -> None:
         # Every check happens before any change, so a bad batch leaves the store untouched.
         kinds: dict[str, str] = {}
-        wall_ms = int(self._hlc._clock.now() * 1000)
         try:
             for ev in events:
                 self._check_kind(ev.key, ev.kind, kinds)
-                if hlc_physical_ms(ev.hlc) - wall_ms > self._hlc.max_drift_ms:
-                    raise ClockSkew(
-                        f"event {ev.origin}:{ev.seq} is "
-                        f"{(hlc_physical_ms(ev.hlc) - wall_ms) / 1000:.3f}s ahead of the local "
-                        "clock; check the sender's clock (NTP) or raise max_drift"
-                    )
+                self._hlc.check(ev.hlc, f"event {ev.origin}:{ev.seq}")
                 new_crdt(ev.kind, self.node_id).apply(ev.op)
             for key, kind, state in states:
                 self._check_kind(key, kind, kinds)
