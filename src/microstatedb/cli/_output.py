@@ -72,6 +72,9 @@ def progress(description: str, total: int | None, *, enabled: bool = True) -> It
         TimeElapsedColumn(),
         console=Console(file=sys.stderr),
         transient=True,
+        # lines printed meanwhile go above the bar when stdout is the terminal too; when
+        # stdout is a pipe or a file they stay there rather than move to the bar's stderr
+        redirect_stdout=sys.stdout.isatty(),
     )
     with bar:
         task = bar.add_task(description, total=total)
