@@ -51,38 +51,43 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from microstatedb.cli._output import progress
     from microstatedb.errors import ConfigurationError
     from microstatedb.runtime._chaos import run_chaos, run_chaos_real
     from microstatedb.verify import Verdict
 
-    if args.real:
-        if args.consistency != "linearizable" or args.no_leases:
-            raise ConfigurationError(
-                "--real runs the linearizable registers with leases; drop --consistency "
-                "and --no-leases, or run the simulator"
+    if args.real and (args.consistency != "linearizable" or args.no_leases):
+        raise ConfigurationError(
+            "--real runs the linearizable registers with leases; drop --consistency "
+            "and --no-leases, or run the simulator"
+        )
+    steps = max(args.ops, 0) + 2  # one per operation, then heal and check (run_chaos)
+    with progress("client operations, heal, check", steps, enabled=not args.json) as advance:
+        if args.real:
+            result = run_chaos_real(
+                nodes=args.nodes,
+                ops=args.ops,
+                nemesis=args.nemesis,
+                seed=args.seed,
+                clients=args.clients,
+                keys=args.keys,
+                interval=args.interval,
+                progress=advance,
             )
-        result = run_chaos_real(
-            nodes=args.nodes,
-            ops=args.ops,
-            nemesis=args.nemesis,
-            seed=args.seed,
-            clients=args.clients,
-            keys=args.keys,
-            interval=args.interval,
-        )
-    else:
-        result = run_chaos(
-            args.consistency,
-            nodes=args.nodes,
-            ops=args.ops,
-            nemesis=args.nemesis,
-            seed=args.seed,
-            clients=args.clients,
-            keys=args.keys,
-            interval=args.interval,
-            workload=args.workload,
-            leases=not args.no_leases,
-        )
+        else:
+            result = run_chaos(
+                args.consistency,
+                nodes=args.nodes,
+                ops=args.ops,
+                nemesis=args.nemesis,
+                seed=args.seed,
+                clients=args.clients,
+                keys=args.keys,
+                interval=args.interval,
+                workload=args.workload,
+                leases=not args.no_leases,
+                progress=advance,
+            )
     if args.history:
         result.history.dump(args.history)
     summary = {

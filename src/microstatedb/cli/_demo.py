@@ -33,6 +33,7 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from microstatedb.cli._output import progress
     from microstatedb.errors import ConfigurationError
     from microstatedb.runtime import plain
     from microstatedb.runtime.sim import Simulation
@@ -46,28 +47,32 @@ def run(args: argparse.Namespace) -> int:
 
     sim = Simulation(args.nodes, seed=args.seed)
     try:
-        names = sim.names
-        left, right = names[:1], names[1:]
-        say(f"started {len(names)} in-memory stores: {', '.join(names)}")
-        sim.run(2.0)
-        sim.partition(left, right)
-        say(f"partition: {left} | {right} (each side keeps taking writes)")
-        for i, name in enumerate(names):
-            sim.write(name, _writes(i, name))
-        # a remove on one side of an add it never saw: the add wins after the merge
-        sim.write(right[0], lambda s: s.set("tags").add("vip"))
-        sim.write(left[0], lambda s: s.set("tags").add("vip"))
-        sim.run(1.0)
-        sim.write(right[0], lambda s: s.set("tags").remove("vip"))
-        sim.run(5.0)
-        before = {n: plain(sim.store(n).value()) for n in (left[0], right[0])}
-        for node, value in before.items():
-            say(f"  {node} during the split: {value}")
-        say("healing the network...")
-        sim.heal()
-        start = time.perf_counter()
-        took = sim.run_until_converged(timeout=120.0, check_every=0.1)
-        reconcile = time.perf_counter() - start
+        with progress("start, split and write, heal and merge", 3, enabled=not args.json) as step:
+            names = sim.names
+            left, right = names[:1], names[1:]
+            say(f"started {len(names)} in-memory stores: {', '.join(names)}")
+            sim.run(2.0)
+            step()
+            sim.partition(left, right)
+            say(f"partition: {left} | {right} (each side keeps taking writes)")
+            for i, name in enumerate(names):
+                sim.write(name, _writes(i, name))
+            # a remove on one side of an add it never saw: the add wins after the merge
+            sim.write(right[0], lambda s: s.set("tags").add("vip"))
+            sim.write(left[0], lambda s: s.set("tags").add("vip"))
+            sim.run(1.0)
+            sim.write(right[0], lambda s: s.set("tags").remove("vip"))
+            sim.run(5.0)
+            before = {n: plain(sim.store(n).value()) for n in (left[0], right[0])}
+            for node, value in before.items():
+                say(f"  {node} during the split: {value}")
+            step()
+            say("healing the network...")
+            sim.heal()
+            start = time.perf_counter()
+            took = sim.run_until_converged(timeout=120.0, check_every=0.1)
+            reconcile = time.perf_counter() - start
+            step()
         report = sim.report()
         after = plain(sim.store(names[0]).value())
         events = sum(sim.store(names[0]).version_vector.values())

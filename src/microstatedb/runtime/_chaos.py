@@ -17,6 +17,11 @@ Nemeses: ``partition`` (a random minority cut off, then healed), ``kill`` (a nod
 and restarts with its durable state), ``clock-drift`` (clock rates change within the lease
 drift bound), ``delay`` (invalidations and accepts delayed well past the lease), ``mixed`` (all
 of these), ``none``.
+
+A run takes ``ops + 2`` steps: one per client operation issued (those a run had no time for
+count when it ends), one when the faults have stopped and the cluster has settled (over real
+processes: when the nodes are stopped), and one when the history is checked. ``progress``, if
+given, is called with the steps done since its last call, so a caller can draw a progress bar.
 """
 
 from __future__ import annotations
@@ -54,6 +59,13 @@ NEMESES = ("none", "partition", "kill", "clock-drift", "delay", "mixed")
 """The fault schedules ``run_chaos`` knows."""
 WORKLOADS = ("register",)
 """The workloads ``run_chaos`` knows."""
+
+Progress = Callable[[int], None]
+"""Told how many steps of a run were done since it was last called (see the module docstring)."""
+
+
+def _no_progress(steps: int) -> None:
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,18 +111,27 @@ def _level(value: Consistency | str) -> Consistency:
 class _Workload:
     """Client processes issuing operations one at a time, with unique written values."""
 
-    def __init__(self, rng: random.Random, ops: int, keys: int, cas: bool) -> None:
+    def __init__(
+        self, rng: random.Random, ops: int, keys: int, cas: bool, progress: Progress
+    ) -> None:
         self.rng = rng
         self.ops = ops
         self.keys = keys
         self.cas = cas
+        self.progress = progress
         self.issued = 0
         self.last: dict[str, list[int]] = {}
+
+    def settle(self) -> int:
+        """The operations not issued yet; from now on, issuing is no longer reported."""
+        self.progress = _no_progress
+        return self.ops - self.issued
 
     def next(self) -> tuple[str, str, Any] | None:
         if self.issued >= self.ops:
             return None
         self.issued += 1
+        self.progress(1)
         rng = self.rng
         key = f"k{rng.randrange(self.keys)}"
         roll = rng.random()
@@ -139,6 +160,7 @@ def run_chaos(
     workload: str = "register",
     leases: bool = True,
     check_timeout: float = 30.0,
+    progress: Progress = _no_progress,
 ) -> ChaosResult:
     """Run one chaos workload; see the module docstring."""
     lvl = _level(level)
@@ -155,9 +177,11 @@ def run_chaos(
         )
     if lvl is Consistency.LINEARIZABLE:
         return _run_linearizable(
-            nodes, ops, nemesis, seed, clients, keys, interval, leases, check_timeout
+            nodes, ops, nemesis, seed, clients, keys, interval, leases, check_timeout, progress
         )
-    return _run_crdt(lvl, nodes, ops, nemesis, seed, clients, keys, interval, check_timeout)
+    return _run_crdt(
+        lvl, nodes, ops, nemesis, seed, clients, keys, interval, check_timeout, progress
+    )
 
 
 def _counts(history: History) -> dict[str, int]:
@@ -178,6 +202,7 @@ def _run_linearizable(
     interval: float,
     leases: bool,
     check_timeout: float,
+    progress: Progress,
 ) -> ChaosResult:
     from microstatedb.protocols import LeaseConfig
 
@@ -185,7 +210,7 @@ def _run_linearizable(
     cluster = SimCluster(nodes, seed=seed, config=config)
     rng = cluster.rng
     cluster.run(0.5)
-    work = _Workload(rng, ops, keys, cas=True)
+    work = _Workload(rng, ops, keys, cas=True, progress=progress)
     faults = _nemesis(nemesis, rng, cluster.names, interval, cluster.schedule, cluster, None)
     stop = [False]
 
@@ -218,6 +243,7 @@ def _run_linearizable(
     cluster.run(config.timeout + 1.0)
     stop[0] = True
     cluster.abandon()
+    progress(1 + work.settle())
     return _linearizable_result(
         cluster.history(),
         nemesis,
@@ -226,6 +252,7 @@ def _run_linearizable(
         virtual_seconds=cluster.now,
         faults=faults.count,
         lease_reads=sum(s.lease_reads for s in cluster.stats().nodes),
+        progress=progress,
     )
 
 
@@ -238,10 +265,12 @@ def _linearizable_result(
     virtual_seconds: float,
     faults: int,
     lease_reads: int,
+    progress: Progress,
     where: str = "",
 ) -> ChaosResult:
     """Check a linearizable run's history and wrap the verdict (simulated and real runs)."""
     result = check_linearizable(history, "register", timeout=check_timeout)
+    progress(1)
     detail = (
         result.explanation.text
         if result.explanation is not None
@@ -351,6 +380,7 @@ def _run_crdt(
     keys: int,
     interval: float,
     check_timeout: float,
+    progress: Progress,
 ) -> ChaosResult:
     sim = Simulation(nodes, seed=seed, config=AntiEntropyConfig(interval=0.2), delay=(0.001, 0.01))
     rng = sim.rng
@@ -358,7 +388,7 @@ def _run_crdt(
     start = clock.monotonic()
     events: list[HistoryEvent] = []
     tokens: dict[int, str | None] = dict.fromkeys(range(clients))
-    work = _Workload(rng, ops, keys, cas=False)
+    work = _Workload(rng, ops, keys, cas=False, progress=progress)
     faults = _nemesis(nemesis, rng, sim.names, interval, sim.schedule, None, sim)
 
     def record(p: Hashable, t: str, f: str, key: str, value: Any) -> None:
@@ -406,6 +436,7 @@ def _run_crdt(
     for name in sim.names:
         sim.restart(name)
     converged = sim.run_until_converged(timeout=60.0) is not None
+    progress(1 + work.settle())
     history = History(events)
     anomalies = check_linearizable(history, "register", timeout=check_timeout, explain=False)
     if level is Consistency.CAUSAL:
@@ -427,6 +458,7 @@ def _run_crdt(
             if converged
             else "replicas did not converge after healing"
         )
+    progress(1)
     return ChaosResult(
         level=level,
         nemesis=nemesis,
@@ -518,6 +550,7 @@ def run_chaos_real(
     keys: int = 3,
     interval: float = 1.0,
     check_timeout: float = 30.0,
+    progress: Progress = _no_progress,
 ) -> ChaosResult:
     """``run_chaos`` for LINEARIZABLE with each node an OS process talking HTTP on loopback.
 
@@ -531,7 +564,9 @@ def run_chaos_real(
         )
     if nodes < 1 or ops < 1 or clients < 1 or keys < 1:
         raise ConfigurationError("nodes, ops, clients and keys must be >= 1")
-    return asyncio.run(_real(nodes, ops, nemesis, seed, clients, keys, interval, check_timeout))
+    return asyncio.run(
+        _real(nodes, ops, nemesis, seed, clients, keys, interval, check_timeout, progress)
+    )
 
 
 async def _real(
@@ -543,6 +578,7 @@ async def _real(
     keys: int,
     interval: float,
     check_timeout: float,
+    progress: Progress,
 ) -> ChaosResult:
     import aiohttp
 
@@ -576,7 +612,7 @@ async def _real(
     for name in names:
         start(name)
     recorder = Recorder()
-    work = _Workload(rng, ops, keys, cas=True)
+    work = _Workload(rng, ops, keys, cas=True, progress=progress)
     faults = 0
     timeout = aiohttp.ClientTimeout(total=5.0)
     start_time = time.monotonic()
@@ -636,6 +672,7 @@ async def _real(
         for name in list(procs):
             kill(name)
         shutil.rmtree(data, ignore_errors=True)
+    progress(1 + work.settle())
     return _linearizable_result(
         _fix_reads(recorder.history()),
         nemesis,
@@ -644,6 +681,7 @@ async def _real(
         virtual_seconds=time.monotonic() - start_time,
         faults=faults,
         lease_reads=0,
+        progress=progress,
         where=f" over {nodes} processes",
     )
 
