@@ -6,7 +6,9 @@
 
 Each ``bench_*.py`` besides the store's is a standalone script that writes its own
 ``docs/performance-<name>.md``; this runner runs them in turn and gathers every page into
-docs/performance.md, so one command refreshes all figures.
+docs/performance.md, so one command refreshes all figures. Every benchmark also draws its
+plot (``_plot.plot``) into docs/img/performance/<name>.svg and links it from its page; the
+store's plots are linked here, under its section.
 """
 
 from __future__ import annotations
@@ -30,6 +32,11 @@ comparison is a ratio against a baseline measured in the same run: these machine
 so single runs and absolute numbers from other machines mean little. Latencies are per
 operation, in microseconds.
 
+Each benchmark has a plot under its tables, drawn by the same command from the same run: a
+bar per row and measure (p50 and p99, or the benchmark's main measure), ours in blue and the
+baseline in grey, each row's ratio to its baseline beside its bars, on a log scale where the
+values span orders of magnitude. The plots are SVG files in docs/img/performance/.
+
 """
 
 
@@ -52,10 +59,17 @@ def main(argv: list[str] | None = None) -> int:
     if "store" in wanted:
         print("== store", flush=True)
         sys.path.insert(0, str(HERE))
+        import _plot
         import bench_store
 
+        drawn = len(_plot.DRAWN)
         bench_store.main(["--quick"] if args.quick else [])
-        sections.append("## The single-node store\n\n" + bench_store.main.report)  # type: ignore[attr-defined]
+        plots = "".join(f"{line}\n\n" for line in _plot.DRAWN[drawn:])
+        sections.append(
+            "## The single-node store\n\n"
+            + bench_store.main.report  # type: ignore[attr-defined]
+            + (f"\n### Plots\n\n{plots}" if plots else "")
+        )
     for name in _others():
         if name not in wanted:
             continue
