@@ -19,6 +19,7 @@ from pathlib import Path
 
 import microstatedb as msdb
 from _harness import Latency, fmt_us, latency, table, throughput
+from _plot import from_rows, plot
 
 
 def _store_write(**kwargs: object) -> Callable[[], Callable[[], object]]:
@@ -118,6 +119,17 @@ def bench_writes(ops: int, repeats: int, tmp: Path) -> tuple[str, dict[str, floa
         f"`eventsourcing` takes {figures['vs_eventsourcing']:.1f}× as long per operation as the "
         "in-memory store."
     )
+    plot(
+        "store-writes",
+        "Local writes: latency per operation",
+        from_rows(
+            rows,
+            {"p50": 1, "p99": 2},
+            axis="µs per operation",
+            baselines=(0, -1),  # the plain dict and eventsourcing
+            note=lambda r: f"mean {r[4]}",
+        ),
+    )
     return text, figures
 
 
@@ -168,6 +180,13 @@ def bench_reads(ops: int, repeats: int) -> tuple[str, dict[str, float]]:
         _row('`store.counter("visits").value`', lat, base),
         _row('`"vip" in store.set("tags")`', lat_set, base),
     ]
+    plot(
+        "store-reads",
+        "Local reads: latency per operation",
+        from_rows(
+            rows, {"p50": 1, "p99": 2}, axis="µs per operation", note=lambda r: f"mean {r[4]}"
+        ),
+    )
     return table(["read", "p50 µs", "p99 µs", "mean µs", "mean vs dict"], rows), {
         "read_p99": lat.p99
     }
