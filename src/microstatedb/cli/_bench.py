@@ -18,13 +18,19 @@ from typing import Any
 
 
 def register(sub: Any) -> None:
+    from microstatedb.cli._output import describe
+
     parser = sub.add_parser(
         "bench",
         help="run every benchmark and rewrite docs/performance.md",
-        description=__doc__,
+        description=describe(__doc__),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="small sizes: a smoke run (it rewrites the pages too, with its figures)",
+    )
     parser.add_argument(
         "--only",
         action="append",

@@ -4,7 +4,8 @@ The cluster is simulated by default (virtual time, every fault replayable from t
 ``--real`` starts one OS process per node talking HTTP on loopback and kills them.
 
 Exit codes: 0 the level's promise held (linearizability, session guarantees or convergence),
-1 it was violated (the explanation is printed), 2 bad arguments or an inconclusive check.
+1 it was violated (the explanation is printed) or an option's value is out of range (the
+message names it), 2 an unknown option or choice, or an inconclusive check (time budget).
 """
 
 from __future__ import annotations
@@ -17,28 +18,59 @@ from typing import Any
 
 def register(sub: Any) -> None:
     """Add the ``chaos`` sub-command."""
+    from microstatedb.cli._output import describe
     from microstatedb.runtime._chaos import NEMESES, WORKLOADS
 
     parser = sub.add_parser(
         "chaos",
         help="run clients against a cluster under faults and check the history",
-        description=__doc__,
+        description=describe(__doc__),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--workload", choices=WORKLOADS, default="register")
+    parser.add_argument(
+        "--workload",
+        choices=WORKLOADS,
+        default="register",
+        help="what the clients do: reads, writes and compare-and-sets on shared registers",
+    )
     parser.add_argument(
         "--consistency",
         choices=("eventual", "causal", "linearizable"),
         default="linearizable",
-        help="the level the clients ask for",
+        help="the level the clients ask for (default %(default)s)",
     )
-    parser.add_argument("--nodes", type=int, default=3, help="nodes in the cluster")
-    parser.add_argument("--ops", type=int, default=300, help="client operations in total")
-    parser.add_argument("--clients", type=int, default=5, help="concurrent clients")
-    parser.add_argument("--keys", type=int, default=3, help="registers the clients share")
-    parser.add_argument("--nemesis", choices=NEMESES, default="partition")
-    parser.add_argument("--interval", type=float, default=1.0, help="seconds between faults")
-    parser.add_argument("--seed", type=int, default=0, help="seed of every random choice")
+    parser.add_argument(
+        "--nodes", type=int, default=3, help="nodes in the cluster (default %(default)s)"
+    )
+    parser.add_argument(
+        "--ops", type=int, default=300, help="client operations in total (default %(default)s)"
+    )
+    parser.add_argument(
+        "--clients", type=int, default=5, help="concurrent clients (default %(default)s)"
+    )
+    parser.add_argument(
+        "--keys", type=int, default=3, help="registers the clients share (default %(default)s)"
+    )
+    parser.add_argument(
+        "--nemesis",
+        choices=NEMESES,
+        default="partition",
+        help=(
+            "the faults: a minority cut off (partition), crashed and restarted (kill), clock "
+            "rates changed (clock-drift), messages delayed past the lease (delay), all of "
+            "these (mixed), or none; clock-drift and delay act on linearizable runs only "
+            "(default %(default)s)"
+        ),
+    )
+    parser.add_argument(
+        "--interval",
+        type=float,
+        default=1.0,
+        help="virtual seconds between faults; wall seconds with --real (default %(default)s)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of every random choice (default %(default)s)"
+    )
     parser.add_argument("--no-leases", action="store_true", help="every read is a quorum round")
     parser.add_argument("--history", help="write the history here as JSON Lines")
     parser.add_argument(

@@ -28,10 +28,12 @@ PROPERTIES = ("linearizable", "causal", "sessions")
 
 def register(subparsers: Any) -> None:
     """Add the ``check`` sub-command."""
+    from microstatedb.cli._output import describe
+
     parser = subparsers.add_parser(
         "check",
         help="check a history for linearizability, causal consistency or session guarantees",
-        description=__doc__,
+        description=describe(__doc__),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("property", choices=PROPERTIES, help="what to check")

@@ -26,8 +26,12 @@ def register(sub: Any) -> None:
             "network and show the merge. The last line is a JSON summary."
         ),
     )
-    parser.add_argument("--nodes", type=int, default=3, help="stores to start (at least 2)")
-    parser.add_argument("--seed", type=int, default=1, help="seed of the simulated network")
+    parser.add_argument(
+        "--nodes", type=int, default=3, help="stores to start, at least 2 (default %(default)s)"
+    )
+    parser.add_argument(
+        "--seed", type=int, default=1, help="seed of the simulated network (default %(default)s)"
+    )
     parser.add_argument("--json", action="store_true", help="print only the JSON summary")
     parser.set_defaults(run=run)
 
@@ -54,7 +58,9 @@ def run(args: argparse.Namespace) -> int:
             sim.run(2.0)
             step()
             sim.partition(left, right)
-            say(f"partition: {left} | {right} (each side keeps taking writes)")
+            say(
+                f"partition: {', '.join(left)} | {', '.join(right)} (each side keeps taking writes)"
+            )
             for i, name in enumerate(names):
                 sim.write(name, _writes(i, name))
             # a remove on one side of an add it never saw: the add wins after the merge
@@ -64,8 +70,8 @@ def run(args: argparse.Namespace) -> int:
             sim.write(right[0], lambda s: s.set("tags").remove("vip"))
             sim.run(5.0)
             before = {n: plain(sim.store(n).value()) for n in (left[0], right[0])}
-            for node, value in before.items():
-                say(f"  {node} during the split: {value}")
+            for side, node in (("left", left[0]), ("right", right[0])):
+                say(f"  {node} ({side} side) during the split: {before[node]}")
             step()
             say("healing the network...")
             sim.heal()

@@ -17,7 +17,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from microstatedb.cli._output import add_json_flag, print_json, print_table, progress
+from microstatedb.cli._output import (
+    add_json_flag,
+    describe,
+    print_json,
+    print_table,
+    progress,
+)
 
 # Files a copy leaves out: the lock of a running store, and what an earlier repair moved aside.
 _SKIP = shutil.ignore_patterns("LOCK", "quarantine")
@@ -27,7 +33,7 @@ def register(sub: Any) -> None:
     parser = sub.add_parser(
         "inspect",
         help="show a store folder's log, snapshots and version vector; verify checksums",
-        description=__doc__,
+        description=describe(__doc__),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("path", help="the folder given as Store(path=...) or EventLog(path)")

@@ -1,13 +1,15 @@
 """Entry point: builds the argument parser from the sub-command modules and runs one.
 
-Exit codes: 0 success or property holds, 1 property violated or command failed,
-2 bad input (malformed file, invalid schema, wrong arguments).
+Exit codes: 0 success or property holds, 1 property violated or command failed (an error
+the library raises, such as an option value out of range, is printed and gives 1), 2 bad
+input (an unknown option or a missing argument, a malformed file, an invalid schema).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -28,10 +30,19 @@ COMMANDS: tuple[str, ...] = (
 )
 
 
+EPILOG = """\
+'microstatedb COMMAND --help' describes a command and its options; start with 'demo'.
+Exit codes: 0 success or the property holds; 1 the property is violated, damage was found
+or the command failed (the message says what to do); 2 bad input. docs/cli.md has more.
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="microstatedb",
         description="Embedded, event-sourced, replicated state for microservices.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
@@ -49,5 +60,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.run(args)
     except MicroStateError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        # the reader left (`microstatedb demo | head`): drop the rest quietly, and point stdout
+        # at devnull so that the flush at exit does not fail on the closed pipe again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     return code

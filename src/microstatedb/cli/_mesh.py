@@ -16,8 +16,12 @@ from typing import Any
 
 
 def register(sub: Any) -> None:
+    from microstatedb.cli._output import describe
+
     parser = sub.add_parser(
-        "mesh", help="run behind a service-mesh sidecar", description=__doc__.split("\n\n")[1]
+        "mesh",
+        help="run behind a service-mesh sidecar",
+        description=describe(__doc__.split("\n\n")[1]),
     )
     mesh = parser.add_subparsers(dest="mesh_command", metavar="MESH_COMMAND")
     config = mesh.add_parser("envoy-config", help="print a static Envoy bootstrap for one node")

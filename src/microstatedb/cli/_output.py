@@ -7,6 +7,7 @@ terminal, so a script that reads stdout (or ``--json``) never sees it.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -26,6 +27,14 @@ def add_json_flag(parser: Any) -> None:
     parser.add_argument(
         "--json", action="store_true", help="print one JSON object instead of tables"
     )
+
+
+def describe(doc: str | None) -> str:
+    """A command module's docstring as its ``--help`` text: no reST quotes, no name label."""
+    text, labelled = re.subn(r"^``microstatedb [^`]*``:\s*", "", doc or "")
+    if labelled:
+        text = text[:1].upper() + text[1:]
+    return text.replace("``", "")
 
 
 def print_json(data: Any) -> None:

@@ -16,18 +16,35 @@ def register(sub: Any) -> None:
             "the replicas take to converge. A run replays exactly from its seed."
         ),
     )
-    parser.add_argument("--nodes", type=int, default=10, help="nodes in the fleet")
-    parser.add_argument("--seed", type=int, default=0, help="seed of every random choice")
     parser.add_argument(
-        "--partition-seconds", type=float, default=10.0, help="virtual seconds of the split"
-    )
-    parser.add_argument("--loss", type=float, default=0.0, help="message loss probability")
-    parser.add_argument("--duplicate", type=float, default=0.0, help="duplication probability")
-    parser.add_argument(
-        "--writes-per-node", type=float, default=2.0, help="writes per node during the split"
+        "--nodes", type=int, default=10, help="nodes in the fleet (default %(default)s)"
     )
     parser.add_argument(
-        "--timeout", type=float, default=600.0, help="virtual seconds to wait for convergence"
+        "--seed", type=int, default=0, help="seed of every random choice (default %(default)s)"
+    )
+    parser.add_argument(
+        "--partition-seconds",
+        type=float,
+        default=10.0,
+        help="virtual seconds of the split (default %(default)s)",
+    )
+    parser.add_argument(
+        "--loss", type=float, default=0.0, help="message loss probability (default %(default)s)"
+    )
+    parser.add_argument(
+        "--duplicate", type=float, default=0.0, help="duplication probability (default %(default)s)"
+    )
+    parser.add_argument(
+        "--writes-per-node",
+        type=float,
+        default=2.0,
+        help="writes per node during the split (default %(default)s)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=600.0,
+        help="virtual seconds to wait for convergence (default %(default)s)",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(run=run)
