@@ -8,7 +8,8 @@ table gives it) beside its bars, and a log scale when the values span orders of 
 
 The same figures draw the same bytes (fixed SVG ids, no date in the metadata), so a re-run
 changes a file only when a figure changed. Text stays text in the SVG (not glyph outlines):
-the files are small and their labels can be searched. matplotlib is a dev dependency; it is
+the files are small and their labels can be searched. A benchmark's ``--no-write`` calls
+``writing(False)``, which leaves the files alone. matplotlib is a dev dependency; it is
 imported only when a figure is drawn.
 """
 
@@ -25,17 +26,12 @@ LINK = "img/performance"
 """Where the figures are from docs/performance.md and docs/performance-<name>.md alike."""
 DRAWN: list[str] = []
 """The Markdown line of every figure drawn in this process, in order (for the runner)."""
+_writing = True
 
 OURS = ("#1f5fa6", "#6f9fd8", "#b9d0ee")
 BASELINE = ("#4d4d4d", "#959595", "#cfcfcf")
 LOG_SPAN = 20.0
 """A log scale when the largest value is at least this many times the smallest."""
-RC = {
-    "svg.hashsalt": "msdb",
-    "svg.fonttype": "none",
-    "font.family": "sans-serif",
-    "font.size": 9,
-}
 
 
 @dataclass(frozen=True)
@@ -61,7 +57,7 @@ def from_rows(
     measures: Mapping[str, int],
     *,
     axis: str,
-    label: Sequence[int] = (0,),
+    label: Sequence[int] | Callable[[Sequence[str]], str] = (0,),
     baselines: Collection[int] = (0,),
     note: Callable[[Sequence[str]], str] | None = None,
     title: str = "",
@@ -69,11 +65,15 @@ def from_rows(
     """A panel from the rows of a table as the benchmark builds them (lists of cells).
 
     ``measures`` names the columns to draw (``{"p50": 1, "p99": 2}``), ``label`` the columns
-    joined into a row's label, ``baselines`` the indexes of the baseline rows, and ``note``
-    makes the text beside a row (``lambda r: r[4]`` for its ratio column). A cell is read as
-    its number, with thousands separators and a trailing ``x`` or ``×`` dropped.
+    joined into a row's label (or makes it from the row), ``baselines`` the indexes of the
+    baseline rows, and ``note`` makes the text beside a row (``lambda r: r[4]`` for its ratio
+    column). A cell is read as its number, with thousands separators and a trailing ``x`` or
+    ``×`` dropped.
     """
-    names = [", ".join(r[i] for i in label) for r in rows]
+    if callable(label):
+        names = [label(r) for r in rows]
+    else:
+        names = [", ".join(r[i] for i in label) for r in rows]
     return Panel(
         title,
         axis,
@@ -89,14 +89,32 @@ def image(name: str, title: str) -> str:
     return f"![{title}]({LINK}/{name}.svg)"
 
 
+def writing(enabled: bool) -> None:
+    """Whether ``plot`` writes its file: a benchmark's ``--no-write`` leaves the plots alone."""
+    global _writing
+    _writing = enabled
+
+
 def plot(name: str, title: str, *panels: Panel, folder: Path = IMG) -> str:
     """Draw ``panels`` under ``title`` into ``folder/<name>.svg``; return its Markdown line."""
+    line = image(name, title)
+    DRAWN.append(line)
+    if not _writing:
+        return line
     import matplotlib
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     heights = [0.9 + 0.2 * len(p.rows) * len(p.values) + (0.25 if p.title else 0) for p in panels]
-    with matplotlib.rc_context(RC):
+    # fixed SVG ids, and text kept as text (see the module's docstring)
+    with matplotlib.rc_context(
+        {
+            "svg.hashsalt": "msdb",
+            "svg.fonttype": "none",
+            "font.family": "sans-serif",
+            "font.size": 9,
+        }
+    ):
         fig = Figure(figsize=(10, 0.5 + sum(heights)), layout="constrained")
         FigureCanvasAgg(fig)
         axes = fig.subplots(len(panels), 1, squeeze=False, height_ratios=heights)[:, 0]
@@ -105,8 +123,6 @@ def plot(name: str, title: str, *panels: Panel, folder: Path = IMG) -> str:
         fig.suptitle(title, fontsize=11, fontweight="bold")
         folder.mkdir(parents=True, exist_ok=True)
         fig.savefig(folder / f"{name}.svg", format="svg", metadata={"Date": None})
-    line = image(name, title)
-    DRAWN.append(line)
     return line
 
 
@@ -134,7 +150,9 @@ def _draw(ax: Any, panel: Panel) -> None:
             if j == 0 and i < len(panel.notes) and panel.notes[i]:
                 text += f"   ({panel.notes[i]})"
             at = value if value > 0 or not log else min(positive)
-            ax.text(at * (1.06 if log else 1.0), y, " " + text, va="center", fontsize=7)
+            ax.annotate(
+                text, (at, y), xytext=(3, 0), textcoords="offset points", va="center", fontsize=7
+            )
     ax.set_yticks(
         range(len(panel.rows)), [textwrap.fill(r.replace("`", ""), 44) for r in panel.rows]
     )

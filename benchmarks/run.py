@@ -64,11 +64,11 @@ def main(argv: list[str] | None = None) -> int:
 
         drawn = len(_plot.DRAWN)
         bench_store.main(["--quick"] if args.quick else [])
-        plots = "".join(f"{line}\n\n" for line in _plot.DRAWN[drawn:])
+        plots = "\n\n".join(_plot.DRAWN[drawn:])
         sections.append(
             "## The single-node store\n\n"
             + bench_store.main.report  # type: ignore[attr-defined]
-            + (f"\n### Plots\n\n{plots}" if plots else "")
+            + (f"\n### Plots\n\n{plots}\n" if plots else "")
         )
     for name in _others():
         if name not in wanted:
