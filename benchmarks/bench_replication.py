@@ -31,6 +31,7 @@ from pathlib import Path
 
 import microstatedb as msdb
 from _harness import fmt_us, table
+from _plot import from_rows, plot, writing
 from microstatedb.protocols import AntiEntropy, AntiEntropyConfig, Send
 from microstatedb.runtime import Node
 from microstatedb.runtime.sim import Simulation
@@ -192,9 +193,15 @@ def bench_local_writes(quick: bool) -> str:
         p50 = statistics.median(r[0] for r in runs)
         p99 = statistics.median(r[1] for r in runs)
         rows.append([mode, fmt_us(p50), fmt_us(p99), f"{runs[0][2]:,}"])
-    return f"### Local write latency ({n:,} counter increments, median of 3 runs, µs)\n\n" + table(
+    figure = plot(
+        "replication",
+        "Local writes while replicating: latency per operation",
+        from_rows(rows, {"p50": 1, "p99": 2}, axis="µs per counter increment"),
+    )
+    text = f"### Local write latency ({n:,} counter increments, median of 3 runs, µs)\n\n" + table(
         ["while", "p50", "p99", "remote events applied meanwhile"], rows
     )
+    return f"{text}\n\n{figure}"
 
 
 def _fleet(nodes: int, writes: int, seed: int) -> list[str]:
@@ -240,6 +247,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args(argv)
+    writing(not args.no_write)  # --no-write leaves the plots alone too
     load = os.getloadavg()[0]
     parts = []
     for name, fn in (

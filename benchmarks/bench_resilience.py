@@ -31,6 +31,7 @@ import pybreaker
 from purgatory import SyncCircuitBreakerFactory
 from purgatory.domain.model import OpenedState
 
+from _plot import Panel, plot, writing
 from microstatedb.errors import CircuitOpen
 from microstatedb.resilience import CircuitBreaker, FleetMember, InMemoryFleet
 
@@ -215,6 +216,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer samples, for a smoke run")
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args()
+    writing(not args.no_write)  # --no-write leaves the plots alone too
     n, repeats = (20_000, 3) if args.quick else (100_000, 5)
 
     cases = [
@@ -283,7 +285,21 @@ def main() -> None:
     for state, label, _ in cases:
         p50, p99 = results[label]
         lines.append(f"| {state} | {label} | {p50:.0f} | {p99:.0f} |")
+    names = [f"{state}: {label}" for state, label, _ in cases]
+    figure = plot(
+        "resilience",
+        "Circuit breaker decisions: time per decision",
+        Panel(
+            "",
+            "ns per decision",
+            names,
+            {m: [results[label][j] for _, label, _ in cases] for j, m in enumerate(("p50", "p99"))},
+            baselines=[n for n in names if "microstatedb" not in n],
+        ),
+    )
     lines += [
+        "",
+        figure,
         "",
         "Ratios of p50 (how many times slower the other library is than microstatedb):",
         "",

@@ -26,6 +26,7 @@ import fastavro
 import fastavro.validation
 import fastjsonschema
 
+from _plot import Panel, plot
 from microstatedb.schema import compile_check, encode_value, frame, parse_schema
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -259,6 +260,17 @@ def main() -> None:
     theirs = by["fastavro `validation.validate`"]
     ours_j = by["microstatedb JSON Schema `compile_check`"]
     raw_j = by["fastjsonschema compiled, raw"]
+    figure = plot(
+        "schema",
+        "Schema validation: time per event",
+        Panel(
+            "",
+            "µs per event",
+            [name for name, _, _ in rows],
+            {"p50": [r[1] for r in rows], "p99": [r[2] for r in rows]},
+            baselines=[name for name, _, _ in rows if "microstatedb" not in name],
+        ),
+    )
     lines = [
         "# Performance: schema validation per event",
         "",
@@ -279,6 +291,8 @@ def main() -> None:
         "| validator | p50 (µs) | p99 (µs) |",
         "| --- | ---: | ---: |",
         *[f"| {name} | {p50:.1f} | {p99:.1f} |" for name, p50, p99 in rows],
+        "",
+        figure,
         "",
         "Ratios (how many times slower the other validator is than ours):",
         "",

@@ -29,6 +29,7 @@ from psycopg import sql
 
 import microstatedb as msdb
 from _harness import table
+from _plot import from_rows, plot, writing
 from microstatedb.codec import Event
 from microstatedb.log import EventStore, FolderEventStore
 from microstatedb.replica import decode_batch
@@ -195,6 +196,7 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--events", type=int, help="archived events for the bootstrap")
     parser.add_argument("--no-write", action="store_true", help="print only, keep the docs")
     args = parser.parse_args(argv)
+    writing(not args.no_write)  # --no-write leaves the plots alone too
     quick = args.quick
     # Sized for about a minute on a shared 2-core machine: the bootstrap dominates.
     archive_events = 2_000 if quick else 8_000
@@ -258,6 +260,17 @@ def run(
             ratio = rate / rates[("folder", batch)]
             rows.append([kind, f"{batch:,}", f"{rate:,.0f}", f"{ratio:.2f}x"])
     out.append(table(["backend", "batch", "events/s", "vs folder"], rows) + "\n")
+    panels = [
+        from_rows(
+            rows,
+            {"events/s": 2},
+            axis="events per second (higher is better)",
+            label=lambda r: f"{r[0]}, batches of {r[1]}",
+            baselines=[i for i, r in enumerate(rows) if r[0] == "folder"],
+            note=lambda r: f"{r[3]} folder",
+            title="Archive throughput",
+        )
+    ]
     out.append(
         "The folder store writes, fsyncs and renames one file per batch, so small batches "
         "cost it an fsync each; PostgreSQL commits one transaction per batch; JetStream "
@@ -303,6 +316,15 @@ def run(
         table(["source", "bootstrap (s)", "events/s", "read alone (s)", "time vs folder"], rows)
         + "\n"
     )
+    panels.append(
+        from_rows(
+            rows,
+            {"bootstrap": 1, "read alone": 3},
+            axis="seconds",
+            note=lambda r: f"{r[4]} folder",
+            title=f"Bootstrap of a new replica from {len(boot):,} events",
+        )
+    )
     per_million = {k: v * 1_000_000 / len(boot) for k, v in seconds.items()}
     out.append(
         "Extrapolated to a million archived events (linear: the replay holds one batch at a "
@@ -322,19 +344,22 @@ def run(
         "**JetStream** is `JetStreamReplicator.publish()` on A then `pull()` on B (publish "
         "with acknowledgements, durable consumer fetch, apply, acknowledgement).\n"
     )
-    out.append(
-        table(
-            ["path", "lag (ms)", "vs direct"],
-            [
-                ["direct", f"{got['direct']:.2f}", "1.00x"],
-                [
-                    "JetStream",
-                    f"{got['jetstream']:.2f}",
-                    f"{got['jetstream'] / got['direct']:.1f}x",
-                ],
-            ],
+    rows = [
+        ["direct", f"{got['direct']:.2f}", "1.00x"],
+        ["JetStream", f"{got['jetstream']:.2f}", f"{got['jetstream'] / got['direct']:.1f}x"],
+    ]
+    out.append(table(["path", "lag (ms)", "vs direct"], rows) + "\n")
+    panels.append(
+        from_rows(
+            rows,
+            {"lag": 1},
+            axis="milliseconds",
+            note=lambda r: f"{r[2]} direct",
+            title=f"Replication lag of {writes} writes",
         )
-        + "\n"
+    )
+    out.append(
+        plot("stores", "External event stores against their baselines, same run", *panels) + "\n"
     )
     return "\n".join(out)
 

@@ -32,6 +32,7 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
+from _plot import from_rows, plot, writing
 from microstatedb.protocols import Outcome, SagaStep, TxnConfig, ok
 from microstatedb.replica import Store
 from microstatedb.runtime import TxnNode
@@ -205,6 +206,7 @@ def main() -> int:
     parser.add_argument("--no-write", action="store_true", help="do not write the docs page")
     parser.add_argument("--serve", nargs=4, metavar=("NAME", "ORDER", "DURABILITY", "ROOT"))
     args = parser.parse_args()
+    writing(not args.no_write)  # --no-write leaves the plots alone too
     if args.serve:
         asyncio.run(serve(*args.serve))
         return 0
@@ -226,6 +228,18 @@ def main() -> int:
     ]
     lines = ["| " + " | ".join(header) + " |", "| ---: | --- | --- | ---: | ---: | ---: | ---: |"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
+    figure = plot(
+        "txn",
+        "Distributed transactions: latency per transaction",
+        from_rows(
+            rows,
+            {"p50": 4, "p99": 5},
+            axis="ms per transaction",
+            label=lambda r: f"{r[0]} in flight, {r[1]} stores, {r[2]}",
+            baselines=[i for i, r in enumerate(rows) if r[2] == "uncoordinated"],
+            note=lambda r: f"cost {r[6]}",
+        ),
+    )
     load = os.getloadavg()[0]
     report = f"""# Performance: distributed transactions
 
@@ -246,6 +260,8 @@ every record is on disk before anyone acts on it; the records of one step share 
 two other services, in parallel, each answered once its write is on disk).
 
 {chr(10).join(lines)}
+
+{figure}
 
 What the coordination costs: 2PC is two round trips (prepare, decide) and, durably, a record
 per party per phase; a saga here runs its steps one after the other, one round trip each, and

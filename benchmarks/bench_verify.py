@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from _plot import Panel, plot, writing
 from microstatedb.verify import (
     History,
     Operation,
@@ -239,6 +240,7 @@ def main() -> int:
     parser.add_argument("--limit", type=float, default=30.0, help="seconds per check (each)")
     parser.add_argument("--no-write", action="store_true", help="do not write the docs page")
     args = parser.parse_args()
+    writing(not args.no_write)  # --no-write leaves the plots alone too
     n = 2 if args.quick else 6
     sets: list[tuple[str, list[Case]]] = [
         ("Porcupine corpus: 102 etcd + 6 kv histories", corpus_cases()),
@@ -277,6 +279,7 @@ def main() -> int:
         "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     ratios = []
+    panels: list[Panel] = []
     corpus_ours: Timing | None = None
     for title, cases in sets:
         ours, ref = run_set(cases, args.limit)
@@ -292,7 +295,18 @@ def main() -> int:
             f" (total {sum(ours.seconds):.2f} s against {sum(ref.seconds):.2f} s)"
         )
         print(lines[-2], lines[-1], sep="\n", flush=True)
-    lines += ["", "Ratios (same run):", "", *ratios]
+        panels.append(
+            Panel(
+                title,
+                "ms per history",
+                ["microstatedb", "plain reference"],
+                {"p50": [ours.p(0.5), ref.p(0.5)], "p99": [ours.p(0.99), ref.p(0.99)]},
+                baselines=["plain reference"],
+                notes=[f"{ours.rate / ref.rate:.1f}x the reference's ops/s", ""],
+            )
+        )
+    figure = plot("verify", "Linearizability checking: time per history", *panels)
+    lines += ["", figure, "", "Ratios (same run):", "", *ratios]
     assert corpus_ours is not None
     etcd = [c for c in sets[0][1] if c.porcupine_ms is not None]
     ours_etcd = [s for c, s in zip(sets[0][1], corpus_ours.seconds, strict=True) if c in etcd]
