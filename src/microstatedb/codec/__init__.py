@@ -15,7 +15,7 @@ from microstatedb.codec._event import (
     encode_events,
     event_from_fields,
 )
-from microstatedb.codec._msgpack import canonical, packb, unpackb
+from microstatedb.codec._msgpack import canonical, pack_trusted, packb, unpackb
 
 __all__ = [
     "ENVELOPE_VERSION",
@@ -31,6 +31,7 @@ __all__ = [
     "event_from_fields",
     "keyed_mac",
     "open_envelope",
+    "pack_trusted",
     "packb",
     "seal_envelope",
     "unpackb",

@@ -5,10 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 import msgpack
+import msgspec
 
 from microstatedb.errors import DecodeError
 
 _packer = msgpack.Packer(use_bin_type=True)
+pack_trusted = msgspec.msgpack.Encoder().encode
+"""``packb`` for values this library built and checked itself, about three times as fast.
+
+msgspec writes the same bytes as msgpack for every value ``packb`` accepts (a property test
+holds it to that), but it also accepts a few that ``packb`` refuses (sets, for one): values
+from callers go through ``packb``. A builtin, so the write path pays no Python frame for it.
+"""
 
 
 def packb(obj: Any) -> bytes:
