@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from microstatedb.codec import Event
+from microstatedb.codec import EVENT_FORMAT, Event, pack_trusted
 from microstatedb.errors import ConfigurationError, DataError, InvalidOperation, StoreClosed
 from microstatedb.log import EventLog, LogStats, _log
 
@@ -255,36 +255,45 @@ def test_unclosed_batch_logs_are_flushed_at_exit(tmp_path: Path) -> None:
         assert [e.dot for e in log.read()] == [("a", 1)]
 
 
-def test_appender_in_memory_is_the_trusted_fast_path() -> None:
+def _encoded(*fields: object) -> bytes:
+    return pack_trusted((EVENT_FORMAT, *fields))
+
+
+def test_encoded_appender_is_the_in_memory_trusted_fast_path() -> None:
     log = EventLog(None)
-    add = log.appender()
-    add(("a", 1, 1, {}, "k", "counter", [1]))
+    add = log.encoded_appender()
+    add(_encoded("a", 1, 1, {}, "k", "counter", [1]))
     deps = {"b": 1}
-    add(("a", 2, 2, deps, "k", "counter", [2]))
-    deps["c"] = 9  # encoded when appended: a later change of the caller's dict is not logged
+    add(_encoded("a", 2, 2, deps, "k", "counter", [2]))
+    deps["c"] = 9  # encoded before it was appended: a later change of the dict is not logged
     assert [e.seq for e in log.read()] == [1, 2]
     assert next(log.read(1)).deps == {"b": 1}
     assert log.next_position == 2
     log.write_snapshot(b"state", {"a": 1}, 1)
     log.release(1)
-    add(("a", 3, 3, {}, "k", "counter", [3]))  # still the same list after a release
+    add(_encoded("a", 3, 3, {}, "k", "counter", [3]))  # still the same list after a release
     assert [e.seq for e in log.read(1)] == [2, 3]
     assert all(type(e) is Event for e in log.read(1))
+    assert log.append_encoded(_encoded("a", 4, 4, {}, "k", "counter", [4]), "a", 4) == 3
 
 
 def test_in_memory_log_holds_no_objects_for_the_garbage_collector() -> None:
     import gc
 
     log = EventLog(None)
-    add = log.appender()
+    add = log.encoded_appender()
     before = len(gc.get_objects())
     for i in range(1, 2001):
-        add(("a", i, i, {}, "k", "counter", [{"a": i}, {}, {}, {}]))
+        add(_encoded("a", i, i, {}, "k", "counter", [{"a": i}, {}, {}, {}]))
     assert len(gc.get_objects()) - before < 100  # bytes are not tracked; dicts would be
 
 
-def test_appender_durable_appends_events(tmp_path: Path) -> None:
+def test_durable_logs_take_encoded_events_through_append_encoded(tmp_path: Path) -> None:
     with EventLog(tmp_path / "d", durability="none") as log:
-        add = log.appender()
-        add(("a", 1, 1, {}, "k", "counter", [1]))
+        with pytest.raises(ConfigurationError, match="append_encoded"):
+            log.encoded_appender()
+        assert log.append_encoded(_encoded("a", 1, 1, {}, "k", "counter", [1]), "a", 1) == 0
         assert [e.seq for e in log.read()] == [1]
+        assert [e.seq for e in log.read_origin("a")] == [1]
+    with EventLog(tmp_path / "d") as log:
+        assert [e.dot for e in log.read()] == [("a", 1)]

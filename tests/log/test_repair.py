@@ -13,7 +13,7 @@ from microstatedb.errors import CorruptData
 from microstatedb.log import EventLog
 from microstatedb.log._format import encode_frame
 
-from .helpers import HEADER, ev, fill, frame_spans, segment_files
+from .helpers import HEADER, ev, fill, frame_counts, frame_spans, segment_files
 
 
 def _flip(path: Path, offset: int) -> None:
@@ -205,20 +205,25 @@ def test_a_compressed_segment_with_a_damaged_zstd_header(tmp_path: Path) -> None
         assert {e.dot for e in events[len(got) :]} >= set(log.recovery.lost_dots)
 
 
-def test_every_flipped_byte_of_a_small_plain_log(tmp_path: Path) -> None:
+@pytest.mark.parametrize("per_frame", [1, 3])
+def test_every_flipped_byte_of_a_small_plain_log(tmp_path: Path, per_frame: int) -> None:
     """A sweep over every 11th byte of each segment (the stride crosses headers, lengths,
     checksums and bodies of frames of varied sizes): each flip is found and repaired with
-    exactly the events before the damaged frame kept and every other one reported lost."""
+    exactly the events before the damaged frame kept, the damaged frame's events gone, and
+    every later one reported lost. Frames hold one event, or several as a write puts them."""
     pristine = tmp_path / "pristine"
-    events = fill(pristine, 14, compress=False, segment_bytes=256)
+    events = fill(pristine, 14, compress=False, segment_bytes=256, per_frame=per_frame)
     dots = [e.dot for e in events]
     files = segment_files(pristine)
     assert len(files) >= 3
     work = tmp_path / "work"
-    first_event = 0
+    first_event = widest = 0
     for victim in files:
         original = victim.read_bytes()
         spans = frame_spans(original)
+        counts = frame_counts(original)
+        widest = max(widest, *counts)
+        starts = [first_event + sum(counts[:i]) for i in range(len(spans))]
         for offset in range(first_event % 11, len(original), 11):
             shutil.rmtree(work, ignore_errors=True)
             shutil.copytree(pristine, work)
@@ -231,13 +236,24 @@ def test_every_flipped_byte_of_a_small_plain_log(tmp_path: Path) -> None:
             if rec.torn_bytes:  # a damaged length in the very last frame reads as torn
                 assert is_last
                 assert hit == len(spans) - 1
-                assert got == events[:-1]
+                assert got == events[: -counts[-1]]
                 continue
-            kept = first_event + (hit if hit is not None else 0)
+            kept = starts[hit] if hit is not None else first_event
+            gone = counts[hit] if hit is not None else 0
             assert got == events[:kept], (victim.name, offset)
-            lost = [d for i, d in enumerate(dots[kept:], kept) if hit is None or i != kept]
-            assert list(rec.lost_dots) == lost, (victim.name, offset)
+            assert list(rec.lost_dots) == dots[kept + gone :], (victim.name, offset)
             assert rec.undecodable_bytes == (
                 HEADER if hit is None else spans[hit][1] - spans[hit][0]
             )
-        first_event += len(spans)
+        first_event += sum(counts)
+    assert widest == per_frame
+
+
+def test_format_1_segments_still_read(tmp_path: Path) -> None:
+    # Format 1 held one event per frame; format 2 adds frames of several. Both read.
+    events = fill(tmp_path, 60, compress=False)
+    for path in segment_files(tmp_path):
+        _rewrite_header(path, version=1)
+    with EventLog(tmp_path) as log:
+        assert list(log.read()) == events
+        assert log.recovery.clean

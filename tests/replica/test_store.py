@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 import microstatedb as msdb
-from microstatedb.clock import ManualClock, make_hlc
+from microstatedb.clock import ManualClock, hlc_physical_ms, make_hlc
 from microstatedb.codec import Event, seal_envelope
 from microstatedb.errors import (
     AuthenticationError,
@@ -364,3 +364,24 @@ def test_closed_property() -> None:
     assert s.closed is False
     s.close()
     assert s.closed is True
+
+
+@pytest.mark.parametrize("durable", [False, True])
+def test_event_timestamps_increase_when_the_wall_clock_jumps_back(
+    tmp_path: Path, durable: bool
+) -> None:
+    # The write path steps the HLC inline; it must keep HLC.now's rule.
+    clock = ManualClock(5_000.0)
+    path = tmp_path / "s" if durable else None
+    with msdb.Store("a", clock=clock, path=path) as s:
+        s.counter("n").increment(1)
+        clock.set_wall(4_000.0)
+        s.register("r").set("x")
+        s.counter("n").increment(1)
+        clock.set_wall(6_000.0)
+        s.counter("n").increment(1)
+        stamps = [ev.hlc for ev in decode_batch(s.events_since({})).events]
+    assert len(stamps) == 4
+    assert stamps == sorted(set(stamps))
+    # while the wall clock is behind, the physical part holds and the counter moves on
+    assert [hlc_physical_ms(t) for t in stamps] == [5_000_000] * 3 + [6_000_000]

@@ -9,18 +9,19 @@ from __future__ import annotations
 from microstatedb.clock._clocks import Clock, RealClock
 from microstatedb.errors import ClockSkew, ConfigurationError
 
-_LOGICAL_BITS = 16
-_LOGICAL_MASK = (1 << _LOGICAL_BITS) - 1
+LOGICAL_BITS = 16
+"""Width of the logical counter in the low bits of a timestamp."""
+_LOGICAL_MASK = (1 << LOGICAL_BITS) - 1
 
 
 def make_hlc(physical_ms: int, logical: int = 0) -> int:
     """Pack a physical time in milliseconds and a logical counter into one timestamp."""
-    return (physical_ms << _LOGICAL_BITS) | logical
+    return (physical_ms << LOGICAL_BITS) | logical
 
 
 def hlc_physical_ms(ts: int) -> int:
     """The physical part of a timestamp, in milliseconds since the epoch."""
-    return ts >> _LOGICAL_BITS
+    return ts >> LOGICAL_BITS
 
 
 def hlc_logical(ts: int) -> int:
@@ -36,29 +37,26 @@ class HLC:
     ``max_drift`` seconds ahead of the local wall clock instead of adopting it.
     """
 
-    __slots__ = ("_clock", "_last", "_wall", "max_drift_ms")
+    __slots__ = ("_clock", "last", "max_drift_ms", "wall")
 
     def __init__(self, clock: Clock | None = None, *, max_drift: float = 60.0) -> None:
         if max_drift <= 0:
             raise ConfigurationError(f"max_drift must be positive seconds, got {max_drift!r}")
         self._clock: Clock = clock if clock is not None else RealClock()
-        self._wall = self._clock.now
-        self._last = 0
+        self.wall = self._clock.now
+        """The wall clock read by ``now()``, in seconds."""
+        self.last = 0
+        """The largest timestamp issued or seen so far; only the owner's write path sets it."""
         self.max_drift_ms = int(max_drift * 1000)
-
-    @property
-    def last(self) -> int:
-        """The largest timestamp issued or seen so far."""
-        return self._last
 
     def now(self) -> int:
         """A new timestamp, larger than every one issued or seen before."""
         # On every local write: kept to a few attribute reads and int operations.
-        ts = int(self._wall() * 1000) << _LOGICAL_BITS
-        last = self._last
+        ts = int(self.wall() * 1000) << LOGICAL_BITS
+        last = self.last
         if ts <= last:
             ts = last + 1
-        self._last = ts
+        self.last = ts
         return ts
 
     def update(self, remote: int) -> int:
@@ -79,5 +77,5 @@ class HLC:
 
     def observe(self, ts: int) -> None:
         """Raise the clock to at least ``ts`` without a drift check (replay of own history)."""
-        if ts > self._last:
-            self._last = ts
+        if ts > self.last:
+            self.last = ts

@@ -5,6 +5,11 @@ Segment: a 32-byte header, then frames.
     header = magic b"MSDL" | u16 format | u16 flags | u64 first position | u64 gap_from
              | 8-byte blake3 checksum of the 24 bytes before it
     frame  = u32 body length | 8-byte blake3 checksum of (length bytes + body) | body
+    body   = one encoded event, or a msgpack array of encoded events (format 2)
+
+A frame holds what one write put down together, up to ``FRAME_TARGET`` bytes of events:
+one checksum per frame instead of one per event keeps the write path's cost per event low, and
+a torn frame is the unacknowledged tail either way.
 
 ``gap_from`` equals the first position except after a repair: positions in
 ``[gap_from, first)`` were lost and are never reused. The checksum covers the length too, so a
@@ -22,18 +27,24 @@ import zstandard
 from microstatedb.codec import checksum
 from microstatedb.errors import CorruptData, TornWrite
 
-SEGMENT_FORMAT = 1
-"""Format version written in every segment header."""
+SEGMENT_FORMAT = 2
+"""Format version written in every segment header (1: one event per frame, still read)."""
+READABLE_FORMATS = (1, 2)
 
 MAGIC = b"MSDL"
 HEADER_SIZE = 32
 FRAME_OVERHEAD = 12
 MAX_BODY = 1 << 30
-MIN_FRAME = FRAME_OVERHEAD + 9
-"""The smallest possible frame: an encoded event is at least 9 bytes."""
+MIN_EVENT = 9
+"""The fewest bytes an encoded event takes, so a span of lost bytes held at most
+``ceil(bytes / MIN_EVENT)`` events."""
+FRAME_TARGET = 1 << 18
+"""A write starts a new frame once the current one holds this many bytes of events."""
 
 _HEAD = struct.Struct(">4sHHQQ")
 _LEN = struct.Struct(">I")
+_ARRAY16 = struct.Struct(">BH")
+_ARRAY32 = struct.Struct(">BI")
 _ZSTD_LEVEL = 3
 
 
@@ -53,9 +64,10 @@ def decode_header(data: bytes, path: str) -> tuple[int, int]:
     magic, version, _flags, first, gap_from = _HEAD.unpack(head)
     if magic != MAGIC:
         raise CorruptData("not a MicroStateDB log segment (bad magic)", path=path, offset=0)
-    if version != SEGMENT_FORMAT:
+    if version not in READABLE_FORMATS:
         raise CorruptData(
-            f"segment format {version} is not supported (this version reads {SEGMENT_FORMAT})",
+            f"segment format {version} is not supported (this version reads "
+            f"{', '.join(map(str, READABLE_FORMATS))})",
             path=path,
             offset=4,
         )
@@ -65,9 +77,24 @@ def decode_header(data: bytes, path: str) -> tuple[int, int]:
 
 
 def encode_frame(body: bytes) -> bytes:
-    """Frame one encoded event."""
+    """Frame one body: an encoded event or ``batch_body`` of several."""
     size = _LEN.pack(len(body))
     return size + checksum(size + body) + body
+
+
+def batch_body(events: list[bytes]) -> bytes:
+    """The body of a frame holding ``events`` (each an encoded event), in order."""
+    if len(events) == 1:
+        return events[0]
+    n = len(events)
+    head = (
+        bytes((0x90 | n,))
+        if n < 16
+        else _ARRAY16.pack(0xDC, n)
+        if n < 1 << 16
+        else _ARRAY32.pack(0xDD, n)
+    )
+    return head + b"".join(events)
 
 
 def _frame_at(data: bytes, offset: int) -> int:

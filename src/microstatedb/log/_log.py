@@ -16,17 +16,24 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import itertools
 import math
 import os
 import threading
 import weakref
+from bisect import bisect_right
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
+from itertools import accumulate
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from microstatedb.codec import EVENT_FORMAT, Event, decode_event, packb, unpackb
+from microstatedb.codec import (
+    Event,
+    event_from_fields,
+    unpackb,
+)
 from microstatedb.errors import (
     ConfigurationError,
     CorruptData,
@@ -48,8 +55,10 @@ from microstatedb.log._files import (
 )
 from microstatedb.log._format import (
     FRAME_OVERHEAD,
+    FRAME_TARGET,
     HEADER_SIZE,
-    MIN_FRAME,
+    MIN_EVENT,
+    batch_body,
     compress,
     decode_header,
     decompress,
@@ -75,6 +84,8 @@ _NONE_BUFFER = 1 << 16
 """Under ``none``, appends collect in process up to this many bytes before one write()."""
 _BATCH_BUFFER = 1 << 26
 """Under ``batch``, an append waits for a commit only when this many bytes are pending."""
+_SCAN_ORIGINS = 16
+"""Up to this many origins in one write, their largest seqs are found by a scan per origin."""
 _MIN_SEGMENT = 256
 _READ_CHUNK = 1024
 _PLAIN = ".seg"
@@ -92,7 +103,7 @@ def _fsync(fd: int) -> None:
 
 
 class _Segment:
-    """What the log keeps per segment: a few numbers and the per-origin seq ranges."""
+    """What the log keeps per segment: a few numbers and the largest seq of each origin."""
 
     __slots__ = (
         "count",
@@ -112,7 +123,7 @@ class _Segment:
         self.count = 0
         self.size = HEADER_SIZE
         self.disk_bytes = HEADER_SIZE
-        self.origins: dict[str, tuple[int, int]] = {}
+        self.origins: dict[str, int] = {}  # the largest seq of each origin in the segment
         self.path = path
         self.sealed = sealed
         self.gone = False  # released: a seal in progress must not bring it back
@@ -122,11 +133,8 @@ class _Segment:
         return self.first + self.count
 
     def note(self, origin: str, seq: int) -> None:
-        span = self.origins.get(origin)
-        if span is None:
-            self.origins[origin] = (seq, seq)
-        elif seq < span[0] or seq > span[1]:
-            self.origins[origin] = (min(seq, span[0]), max(seq, span[1]))
+        if seq > self.origins.get(origin, 0):
+            self.origins[origin] = seq
 
 
 def _batch_loop(ref: weakref.ref[EventLog], wake: threading.Event, interval: float) -> None:
@@ -182,17 +190,30 @@ def _seal_loop(
         del log
 
 
+def _array_header(n: int) -> int:
+    """Bytes of the msgpack array header of a frame holding ``n > 1`` events."""
+    return 1 if n < 16 else 3 if n < 1 << 16 else 5
+
+
 def _segment_path(folder: Path, first: int, sealed: bool) -> Path:
     return folder / f"{first:020d}{_SEALED if sealed else _PLAIN}"
 
 
-def _decode(body: bytes, path: Path, offset: int) -> Event:
+def frame_events(body: bytes) -> list[Event]:
+    """The events of one frame body (one event, or an array of them); ``DecodeError`` if bad."""
+    fields = unpackb(body)
+    if type(fields) is list and fields and type(fields[0]) is list:
+        return [event_from_fields(f) for f in fields]
+    return [event_from_fields(fields)]
+
+
+def _decode(body: bytes, path: Path | str, offset: int) -> list[Event]:
     try:
-        return decode_event(body)
+        return frame_events(body)
     except DecodeError as exc:
         # The checksum verified, so these bytes were written like this: refuse, never guess.
         raise CorruptData(
-            f"frame does not decode as an event ({exc})", path=str(path), offset=offset
+            f"frame does not decode as events ({exc})", path=str(path), offset=offset
         ) from exc
 
 
@@ -324,43 +345,45 @@ class EventLog:
                 return self._base + len(events) - 1
             finally:
                 lock.release()
-        frame = encode_frame(encode_checked(event))
-        with self._lock:
+        return self.append_encoded(encode_checked(event), event.origin, event.seq)
+
+    def encoded_appender(self) -> Callable[[bytes], None]:
+        """The in-memory log's list append, for one trusted writer that encodes each event as
+        ``pack_trusted((EVENT_FORMAT, *fields))`` itself (the store's write path).
+
+        Nothing is checked or decoded: bytes that are not such an event corrupt the log.
+        A durable log takes such bytes through ``append_encoded`` instead.
+        """
+        if self._dir is not None:
+            raise ConfigurationError(
+                "encoded_appender() is for in-memory logs; durable ones take append_encoded()"
+            )
+        return self._events.append
+
+    def append_encoded(self, body: bytes, origin: str, seq: int) -> int:
+        """Append one event already encoded as ``encoded_appender`` says, for a trusted writer;
+        returns its position. ``origin`` and ``seq`` must be the event's own."""
+        lock = self._lock
+        if self._dir is None:
+            if self._closed:
+                raise StoreClosed("the event log is closed; open a new EventLog to continue")
+            with lock:
+                self._events.append(body)
+                return self._base + len(self._events) - 1
+        # Durable: the body waits unframed; the writer frames many at once (_write_pending).
+        lock.acquire()
+        try:
             if self._closed or self._failed is not None:
                 self._check_open()
             pos = self._next
             self._next = pos + 1
-            self._pending.append((frame, event.origin, event.seq))
-            pending = self._pending_bytes = self._pending_bytes + len(frame)
+            self._pending.append((body, origin, seq))
+            pending = self._pending_bytes = self._pending_bytes + len(body)
+        finally:
+            lock.release()
         if self._always or pending >= self._buffer_limit:
             self._after_append(pos + 1, pending)
         return pos
-
-    def appender(self) -> Callable[[tuple[Any, ...]], object]:
-        """A callable that appends one event given as a plain 7-field tuple, for a single
-        trusted in-process writer.
-
-        In memory it encodes and appends to the event list: no checks, no lock, no position
-        returned (the list append is atomic, and ``release`` keeps the same list object).
-        The caller must build valid ``Event`` values and stop using it after ``close()``;
-        while another thread uses ``append`` at the same time, the positions that ``append``
-        returns may be off. For a durable log it is ``append`` itself.
-        """
-        if self._dir is None:
-            add = self._events.append
-            fmt = EVENT_FORMAT
-
-            def append_encoded(fields: tuple[Any, ...]) -> None:
-                add(packb((fmt, *fields)))
-
-            return append_encoded
-        append = self.append
-        new = tuple.__new__
-
-        def append_event(fields: tuple[Any, ...]) -> None:
-            append(new(Event, fields))
-
-        return append_event
 
     def append_many(self, events: Sequence[Event]) -> int:
         """Append all of ``events`` or none of them; returns the last one's position.
@@ -376,7 +399,7 @@ class EventLog:
                     raise StoreClosed("the event log is closed; open a new EventLog to continue")
                 self._events.extend(encoded)
                 return self._base + len(self._events) - 1
-        items = [(encode_frame(encode_checked(ev)), ev.origin, ev.seq) for ev in events]
+        items = [(encode_checked(ev), ev.origin, ev.seq) for ev in events]
         size = sum(len(f) for f, _, _ in items)
         with self._lock:
             self._check_open()
@@ -421,36 +444,62 @@ class EventLog:
         if not items:
             return
         try:
-            seg = self._segments[-1]
-            limit = self._segment_bytes
-            size, count, origins = seg.size, seg.count, seg.origins
-            chunk: list[bytes] = []
-            for frame, origin, seq in items:  # the per-event loop: kept free of calls
-                n = len(frame)
-                if count and size + n > limit:
-                    self._write_out(chunk)
-                    seg.size = seg.disk_bytes = size
-                    seg.count = count
-                    chunk = []
-                    seg = self._roll()
-                    size, count, origins = seg.size, seg.count, seg.origins
-                chunk.append(frame)
-                size += n
-                count += 1
-                span = origins.get(origin)
-                if span is None:
-                    origins[origin] = (seq, seq)
-                elif seq > span[1]:
-                    origins[origin] = (span[0], seq)
-                elif seq < span[0]:
-                    origins[origin] = (seq, span[1])
-            self._write_out(chunk)
-            seg.size = seg.disk_bytes = size
-            seg.count = count
+            self._write_items(items)
         except OSError as exc:
             self._failed = exc
             raise os_error(f"writing the log segment in {self._dir}", exc) from exc
         self._written = upto
+
+    def _write_items(self, items: list[tuple[bytes, str, int]]) -> None:
+        # Per event only C-level work (zip, accumulate, bisect, sort); the Python loop runs
+        # per frame. A frame takes events up to FRAME_TARGET bytes and up to what the segment
+        # has room for; a full segment rolls, and an event larger than an empty segment goes
+        # alone into it.
+        bodies, origins, seqs = zip(*items, strict=True)
+        ends = list(accumulate(map(len, bodies)))
+        n = len(bodies)
+        seg = self._segments[-1]
+        frames: list[bytes] = []
+        first = i = 0  # first: the first event of ``frames``
+        while i < n:
+            done = ends[i - 1] if i else 0
+            cap = min(FRAME_TARGET, self._segment_bytes - seg.size - FRAME_OVERHEAD)
+            m = bisect_right(ends, done + cap, i)
+            while m - i > 1 and ends[m - 1] - done + _array_header(m - i) > cap:
+                m -= 1
+            if m == i:
+                if seg.count:
+                    self._finish(seg, frames, origins[first:i], seqs[first:i])
+                    frames = []
+                    first = i
+                    seg = self._roll()
+                    continue
+                m = i + 1
+            frame = encode_frame(batch_body(list(bodies[i:m])))
+            frames.append(frame)
+            seg.size += len(frame)
+            seg.count += m - i
+            i = m
+        self._finish(seg, frames, origins[first:], seqs[first:])
+
+    def _finish(
+        self, seg: _Segment, frames: list[bytes], origins: Sequence[str], seqs: Sequence[int]
+    ) -> None:
+        self._write_out(frames)
+        seg.disk_bytes = seg.size
+        top = seg.origins
+        distinct = set(origins)
+        if len(distinct) <= _SCAN_ORIGINS:
+            # one C-level pass per origin (a store's own writes: one origin, one pass)
+            for origin in distinct:
+                seq = max(itertools.compress(seqs, map(origin.__eq__, origins)))
+                if seq > top.get(origin, 0):
+                    top[origin] = seq
+            return
+        # sorted by (origin, seq), a dict keeps each origin's largest seq
+        for origin, seq in dict(sorted(zip(origins, seqs, strict=True))).items():
+            if seq > top.get(origin, 0):
+                top[origin] = seq
 
     def _write_out(self, chunk: list[bytes]) -> None:
         view = memoryview(b"".join(chunk))
@@ -637,7 +686,7 @@ class EventLog:
             raise ConfigurationError("read_origin takes origin: str and after_seq: int")
         if self._dir is None:
             return self._read_origin_memory(origin, after_seq, self.next_position)
-        plan = self._plan(lambda seg: origin in seg.origins and seg.origins[origin][1] > after_seq)
+        plan = self._plan(lambda seg: origin in seg.origins and seg.origins[origin] > after_seq)
         return (
             ev for ev in self._read_segments(plan, 0) if ev.origin == origin and ev.seq > after_seq
         )
@@ -660,10 +709,12 @@ class EventLog:
             data = data[:size]
             skip = start - first
             for offset, body in iter_frames(data, HEADER_SIZE, str(path)):
-                if skip > 0:
-                    skip -= 1
+                events = _decode(body, path, offset)
+                if skip >= len(events):
+                    skip -= len(events)
                     continue
-                yield _decode(body, path, offset)
+                yield from events[skip:] if skip > 0 else events
+                skip = 0
 
     def _load(self, seg: _Segment, first: int) -> tuple[bytes, Path]:
         path = seg.path
@@ -795,7 +846,11 @@ class EventLog:
                 if archive is not None:
                     data, path = self._load(seg, seg.first)
                     archive.append(
-                        [_decode(b, path, o) for o, b in iter_frames(data, HEADER_SIZE, str(path))]
+                        [
+                            ev
+                            for o, b in iter_frames(data, HEADER_SIZE, str(path))
+                            for ev in _decode(b, path, o)
+                        ]
                     )
                 with self._io_lock:
                     seg.gone = True
@@ -1035,9 +1090,9 @@ class EventLog:
         cut = 0
         try:
             for offset, body in iter_frames(data, HEADER_SIZE, where):
-                ev = _decode(body, path, offset)
-                seg.note(ev.origin, ev.seq)
-                seg.count += 1
+                for ev in _decode(body, path, offset):
+                    seg.note(ev.origin, ev.seq)
+                    seg.count += 1
                 seg.size = offset + len(body) + FRAME_OVERHEAD
         except TornWrite as exc:
             if not tail_allowed:
@@ -1090,26 +1145,27 @@ class EventLog:
             if cut > HEADER_SIZE:
                 seg = _Segment(head_first, kept_end, path, True)
                 for o, body in iter_frames(plain[:cut], HEADER_SIZE, str(path)):
-                    ev = _decode(body, path, o)
-                    seg.note(ev.origin, ev.seq)
-                    seg.count += 1
+                    for ev in _decode(body, path, o):
+                        seg.note(ev.origin, ev.seq)
+                        seg.count += 1
                 seg.size = seg.disk_bytes = cut
                 kept_end = seg.end
                 start = accounted = cut
             else:
                 start = accounted = HEADER_SIZE if header_ok else 0
-            frames = 0
+            found = 0
             for _o, body in salvage_frames(plain, start):
                 try:
-                    lost.append(decode_event(body).dot)
+                    events = frame_events(body)
                 except DecodeError:
                     continue
-                frames += 1
+                lost.extend(ev.dot for ev in events)
+                found += len(events)
                 accounted += len(body) + FRAME_OVERHEAD
             missing = max(declared - accounted, 0)
             undecodable += missing
             base = seg.end if seg is not None else max(head_first, kept_end)
-            high = max(high, base + frames + math.ceil(missing / MIN_FRAME))
+            high = max(high, base + found + math.ceil(missing / MIN_EVENT))
             quarantined.append(self._quarantine_copy(path, raw))
             if seg is not None:
                 target = _segment_path(self._dir, seg.first, False)
@@ -1158,7 +1214,7 @@ def _verified_prefix(plain: bytes) -> int:
     end = HEADER_SIZE
     try:
         for offset, body in iter_frames(plain, HEADER_SIZE, ""):
-            decode_event(body)
+            frame_events(body)
             end = offset + FRAME_OVERHEAD + len(body)
     except (CorruptData, DecodeError):
         pass

@@ -15,8 +15,8 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from microstatedb import observability as _obs
-from microstatedb.clock import HLC, Clock
-from microstatedb.codec import Event, digest_of, packb, unpackb
+from microstatedb.clock import HLC, LOGICAL_BITS, Clock
+from microstatedb.codec import EVENT_FORMAT, Event, digest_of, pack_trusted, packb, unpackb
 from microstatedb.crdt import (
     CRDT,
     KINDS,
@@ -410,32 +410,12 @@ class Store:
         return obj
 
     def _writer(self, key: str, kind: str) -> Callable[[Any], None]:
-        # The local write path, one closure per key: everything it needs is bound once, so
-        # logging an event costs a few dict and tuple operations on top of the CRDT's own work.
+        # The local write path, one closure per key: everything it needs is bound once.
         node = self.node_id
         vv = self._vv
-        now = self._clock_now
-        if self.keeps_log:
-            append = self._log.appender()
+        if not self.keeps_log:
 
-            def emit(op: Any) -> None:
-                if self._blocked:
-                    self._refuse()
-                seq = vv.get(node, 0) + 1
-                deps = self._deps
-                # The log encodes the event now, so the deps dict may change afterwards; and
-                # nothing moves if encoding fails.
-                append((node, seq, now(), deps, key, kind, op))
-                vv[node] = seq
-                if deps:
-                    self._deps = {}
-                self._since_snapshot += 1
-                if self._since_snapshot >= self._snapshot_every:
-                    self.snapshot()
-
-        else:
-
-            def emit(op: Any) -> None:
+            def touch(op: Any) -> None:
                 if self._blocked:
                     self._refuse()
                 seq = vv.get(node, 0) + 1
@@ -444,6 +424,41 @@ class Store:
                 self._since_snapshot += 1
                 if self._since_snapshot >= self._snapshot_every:
                     self.snapshot()
+
+            return touch
+        # With the log, an event costs little more than the state-only path above: the HLC
+        # step is inlined (HLC.now's rule: after every timestamp issued or seen), the trusted
+        # encoder is a builtin, and in memory the sink is the log list's own append; durable,
+        # the log frames and checksums many events at once off this path.
+        hlc = self._hlc
+        wall = hlc.wall
+        append_encoded = self._log.append_encoded
+        add = None if self.path is not None else self._log.encoded_appender()
+        encode = pack_trusted
+        fmt = EVENT_FORMAT
+
+        def emit(op: Any) -> None:
+            if self._blocked:
+                self._refuse()
+            seq = vv.get(node, 0) + 1
+            deps = self._deps
+            ts = int(wall() * 1000) << LOGICAL_BITS
+            if ts <= hlc.last:
+                ts = hlc.last + 1
+            # Encoded before anything moves: the deps dict may change afterwards, and a
+            # failed encoding leaves the store as it was.
+            body = encode((fmt, node, seq, ts, deps, key, kind, op))
+            if add is None:
+                append_encoded(body, node, seq)
+            else:
+                add(body)
+            hlc.last = ts
+            vv[node] = seq
+            if deps:
+                self._deps = {}
+            self._since_snapshot += 1
+            if self._since_snapshot >= self._snapshot_every:
+                self.snapshot()
 
         return emit
 
