@@ -189,6 +189,11 @@ def test_key_modes_bad_configuration() -> None:
         KeyModes({"a": "strongest"})
     with pytest.raises(ConfigurationError):
         KeyModes({1: "eventual"})  # type: ignore[dict-item]
+    # BOUNDED is how a register is read, not a mode a key lives in
+    with pytest.raises(ConfigurationError, match="read with consistency=BOUNDED"):
+        KeyModes({"a": "bounded"})
+    with pytest.raises(ConfigurationError, match="not a mode of keys"):
+        KeyModes(default=msdb.Consistency.BOUNDED)
 
 
 # ------------------------------------------------------------------ guarantees on many seeds

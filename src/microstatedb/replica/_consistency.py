@@ -29,9 +29,10 @@ class Consistency(enum.Enum):
 class KeyModes:
     """Default consistency per key prefix: the longest matching prefix decides.
 
-    A key lives in one mode: CRDT-replicated (EVENTUAL, CAUSAL, BOUNDED: the level only
-    changes how reads wait) or strongly consistent (LINEARIZABLE: the per-key consensus
-    register). ``check`` refuses an operation that would mix the two.
+    A key lives in one mode: CRDT-replicated (EVENTUAL, CAUSAL: the level only changes how
+    reads wait) or strongly consistent (LINEARIZABLE: the per-key consensus register, whose
+    reads may ask for BOUNDED staleness). ``check`` refuses an operation that would mix the
+    two. BOUNDED is a way to read a register, not a mode of keys, so it cannot be configured.
     """
 
     __slots__ = ("_default", "_prefixes")
@@ -93,12 +94,16 @@ class KeyModes:
 
 
 def _level(value: Consistency | str, what: str) -> Consistency:
-    if isinstance(value, Consistency):
-        return value
+    names = ", ".join(c.value for c in Consistency if c is not Consistency.BOUNDED)
     try:
-        return Consistency(value)
+        level = Consistency(value)
     except ValueError:
-        names = ", ".join(c.value for c in Consistency)
         raise ConfigurationError(
             f"{what}: unknown consistency {value!r}; use one of {names}"
         ) from None
+    if level is Consistency.BOUNDED:
+        raise ConfigurationError(
+            f"{what}: BOUNDED is a way to read a linearizable register, not a mode of keys; "
+            "configure the prefix as linearizable and read with consistency=BOUNDED, max_lag=..."
+        )
+    return level
