@@ -98,3 +98,24 @@ def test_version_vectors() -> None:
     assert vv_dominates(vv_merge(a, b), a)
     assert not vv_dominates(a, b)
     assert vv_dominates(a, {})
+
+
+@given(
+    st.lists(
+        st.tuples(st.floats(-0.01, 0.01) | st.sampled_from([0.0, 0.0005, 0.001]), st.booleans()),
+        max_size=80,
+    )
+)
+def test_now_is_the_reference_rule_with_the_millisecond_shortcut(
+    steps: list[tuple[float, bool]],
+) -> None:
+    # now() skips the int conversion while the wall stays within the last millisecond; it
+    # must still give exactly max(wall in ms << 16, last + 1) after any jumps and observes.
+    clock = ManualClock(1_000.0)
+    hlc = HLC(clock)
+    for jump, observe in steps:
+        clock.set_wall(clock.now() + jump)
+        if observe:
+            hlc.observe(make_hlc(int(clock.now() * 1000) + 2, 5))
+        expected = max(make_hlc(int(clock.now() * 1000.0)), hlc.last + 1)
+        assert hlc.now() == expected

@@ -15,7 +15,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from microstatedb import observability as _obs
-from microstatedb.clock import HLC, LOGICAL_BITS, Clock
+from microstatedb.clock import HLC, Clock
 from microstatedb.codec import EVENT_FORMAT, Event, digest_of, pack_trusted, packb, unpackb
 from microstatedb.crdt import (
     CRDT,
@@ -442,17 +442,18 @@ class Store:
                 self._refuse()
             seq = vv.get(node, 0) + 1
             deps = self._deps
-            ts = int(wall() * 1000) << LOGICAL_BITS
-            if ts <= hlc.last:
-                ts = hlc.last + 1
+            w = wall() * 1000.0
+            if w < hlc.edge:  # HLC.now inlined: its path for all but one write per ms
+                ts = hlc.last = hlc.last + 1
+            else:
+                ts = hlc.tick(w)
             # Encoded before anything moves: the deps dict may change afterwards, and a
-            # failed encoding leaves the store as it was.
+            # failed encoding leaves the state as it was (only the HLC moved on, harmlessly).
             body = encode((fmt, node, seq, ts, deps, key, kind, op))
             if add is None:
                 append_encoded(body, node, seq)
             else:
                 add(body)
-            hlc.last = ts
             vv[node] = seq
             if deps:
                 self._deps = {}
