@@ -374,7 +374,11 @@ class EventLog:
                 self._events.append(body)
                 return self._base + len(self._events) - 1
         # Durable: the body waits unframed; the writer frames many at once (_write_pending).
-        with self._lock:
+        # acquire/release, not ``with``: the context manager protocol costs more than the
+        # rest of this append.
+        lock = self._lock
+        lock.acquire()
+        try:
             if self._closed or self._failed is not None:
                 self._check_open()
             pos = self._next
@@ -383,6 +387,8 @@ class EventLog:
             self._origins.append(origin)
             self._seqs.append(seq)
             pending = self._pending_bytes = self._pending_bytes + len(body)
+        finally:
+            lock.release()
         if self._always or pending >= self._buffer_limit:
             self._after_append(pos + 1, pending)
         return pos
