@@ -135,7 +135,7 @@ def test_inspect_negative_events_is_bad_input(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = _store(tmp_path)
-    assert main(["inspect", str(path), "--events", "-1"]) == 1
+    assert main(["inspect", str(path), "--events", "-1"]) == 2
     assert "--events" in capsys.readouterr().err
 
 

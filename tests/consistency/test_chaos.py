@@ -86,9 +86,9 @@ def test_chaos_command_json_and_weaker_levels(capsys: pytest.CaptureFixture[str]
 
 
 def test_chaos_command_real_argument_errors(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["chaos", "--real", "--consistency", "causal"]) == 1
+    assert main(["chaos", "--real", "--consistency", "causal"]) == 2
     assert "--real" in capsys.readouterr().err
-    assert main(["chaos", "--real", "--nemesis", "partition"]) == 1
+    assert main(["chaos", "--real", "--nemesis", "partition"]) == 2
     assert "simulator" in capsys.readouterr().err
     with pytest.raises(ConfigurationError):
         run_chaos_real(ops=0, nemesis="none")

@@ -31,8 +31,10 @@ def test_simulate_prints_one_json_object(capsys: pytest.CaptureFixture[str]) -> 
 def test_simulate_text_and_bad_flags(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["simulate", "--nodes", "3", "--partition-seconds", "0"]) == 0
     assert "converged: True" in capsys.readouterr().out
-    assert main(["simulate", "--loss", "1.5"]) == 1
-    assert main(["simulate", "--writes-per-node", "-1"]) == 1
+    # values out of range are bad input (2), like an unknown option
+    assert main(["simulate", "--loss", "1.5"]) == 2
+    assert main(["simulate", "--writes-per-node", "-1"]) == 2
+    # no time to converge: the property fails (1), the input was fine
     assert main(["simulate", "--nodes", "2", "--timeout", "0", "--partition-seconds", "3"]) == 1
     assert "replay with --seed 0" in capsys.readouterr().out
 
@@ -100,12 +102,12 @@ def test_serve_refuses_bad_settings(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setenv("MICROSTATEDB_KEY", env)
-    assert main(argv) == 1
+    assert main(argv) == 2
     assert message in capsys.readouterr().err
 
 
 def test_serve_config_must_be_an_object(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = tmp_path / "c.json"
     config.write_text("[1]")
-    assert main(["serve", "--config", str(config)]) == 1
+    assert main(["serve", "--config", str(config)]) == 2
     assert "JSON object" in capsys.readouterr().err

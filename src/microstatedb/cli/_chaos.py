@@ -4,8 +4,8 @@ The cluster is simulated by default (virtual time, every fault replayable from t
 ``--real`` starts one OS process per node talking HTTP on loopback and kills them.
 
 Exit codes: 0 the level's promise held (linearizability, session guarantees or convergence),
-1 it was violated (the explanation is printed) or an option's value is out of range (the
-message names it), 2 an unknown option or choice, or an inconclusive check (time budget).
+1 it was violated (the explanation is printed), 2 an unknown option or choice, an option's
+value out of range (the message names it), or an inconclusive check (time budget).
 """
 
 from __future__ import annotations

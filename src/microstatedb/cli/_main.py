@@ -1,8 +1,8 @@
 """Entry point: builds the argument parser from the sub-command modules and runs one.
 
-Exit codes: 0 success or property holds, 1 property violated or command failed (an error
-the library raises, such as an option value out of range, is printed and gives 1), 2 bad
-input (an unknown option or a missing argument, a malformed file, an invalid schema).
+Exit codes: 0 success or property holds, 1 property violated or command failed (the error
+is printed), 2 bad input (an unknown option, a missing argument, an option value out of range,
+a malformed file, an invalid schema).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from microstatedb.errors import MicroStateError
+from microstatedb.errors import ConfigurationError, MicroStateError
 
 # Sub-command modules; each defines register(subparsers) which sets a `run(args) -> int` default.
 COMMANDS: tuple[str, ...] = (
@@ -58,6 +58,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         code: int = args.run(args)
+    except ConfigurationError as exc:  # an option value the command cannot take: bad input
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except MicroStateError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
