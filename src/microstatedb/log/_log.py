@@ -80,10 +80,10 @@ from microstatedb.log._stores import EventStore
 DURABILITY_POLICIES = ("none", "batch", "always")
 """Accepted values of ``durability``."""
 
-_NONE_BUFFER = 1 << 16
-"""Under ``none``, appends collect in process up to this many bytes before one write()."""
-_BATCH_BUFFER = 1 << 26
-"""Under ``batch``, an append waits for a commit only when this many bytes are pending."""
+_NONE_BUFFER = 1024
+"""Under ``none``, appends collect in process up to this many events before one write()."""
+_BATCH_BUFFER = 1 << 20
+"""Under ``batch``, an append waits for a commit only when this many events are pending."""
 _SCAN_ORIGINS = 16
 """Up to this many origins in one write, their largest seqs are found by a scan per origin."""
 _MIN_SEGMENT = 256
@@ -222,7 +222,8 @@ class EventLog:
 
     ``path=None`` keeps the events as objects in a list (the embedded default); a path keeps
     them in segment files under that folder with the ``durability`` policy (see
-    docs/durability.md). Thread-safe; one ``EventLog`` per folder at a time.
+    docs/durability.md). Thread-safe, except that no append may run at the same time as a
+    call of a ``single_writer()``. One ``EventLog`` per folder at a time.
     """
 
     def __init__(
@@ -258,7 +259,7 @@ class EventLog:
             raise ConfigurationError(f"path must be a str, a path or None, got {path!r}")
         self._durability = durability
         self._always = durability == "always"
-        # none: frames go to the OS in writes of this size; batch: appends wait past it
+        # events pending: none writes them out at this many; batch makes appends wait past it
         self._buffer_limit = _NONE_BUFFER if durability == "none" else _BATCH_BUFFER
         self._segment_bytes = segment_bytes
         self._batch_interval = float(batch_interval)
@@ -292,7 +293,9 @@ class EventLog:
         self._bodies: list[bytes] = []
         self._origins: list[str] = []
         self._seqs: list[int] = []
-        self._pending_bytes = 0
+        # An event is pending once its seq is in _seqs (appended last); _taken counts those
+        # that left the lists for the disk, so the next position is _taken + len(_seqs).
+        self._taken = 0
         self._segments: list[_Segment] = []
         self._firsts: list[int] = []
         self._fd = -1
@@ -317,7 +320,7 @@ class EventLog:
                 os.close(self._fd)
             self._folder_lock.release()
             raise
-        self._next = self._written = self._durable = self._segments[-1].end
+        self._taken = self._written = self._durable = self._segments[-1].end
         self._closed = False
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -381,17 +384,54 @@ class EventLog:
         try:
             if self._closed or self._failed is not None:
                 self._check_open()
-            pos = self._next
-            self._next = pos + 1
+            seqs = self._seqs
             self._bodies.append(body)
             self._origins.append(origin)
-            self._seqs.append(seq)
-            pending = self._pending_bytes = self._pending_bytes + len(body)
+            seqs.append(seq)
+            pending = len(seqs)
+            pos = self._taken + pending - 1
         finally:
             lock.release()
         if self._always or pending >= self._buffer_limit:
-            self._after_append(pos + 1, pending)
+            self._after_append(pos + 1)
         return pos
+
+    def single_writer(self) -> Callable[[bytes, str, int], None]:
+        """A durable log's append for the one thread that writes it, as ``append_encoded``
+        takes it but with no lock and no position returned (the store's write path).
+
+        Lock-free: it appends to the pending lists in an order the committing thread reads
+        safely, so no other append to this log (by any method, from any thread) may run at
+        the same time as one of its calls; one after another is fine. Under ``always`` use
+        ``append_encoded``: each append waits for its fsync anyway.
+        """
+        if self._dir is None or self._always:
+            raise ConfigurationError(
+                "single_writer() is for durable logs under 'none' or 'batch'; in memory use "
+                "encoded_appender(), under 'always' append_encoded()"
+            )
+        add_body, add_origin, add_seq = self._bodies.append, self._origins.append, self._seqs.append
+        seqs = self._seqs
+        limit = self._buffer_limit
+
+        def append(body: bytes, origin: str, seq: int) -> None:
+            if self._refusing:
+                self._check_open()
+            add_body(body)
+            add_origin(origin)
+            add_seq(seq)  # last: the event counts as pending once its seq is there
+            if len(seqs) >= limit:
+                self._after_append(self._end())
+
+        return append
+
+    @property
+    def _refusing(self) -> bool:
+        return self._closed or self._failed is not None
+
+    def _end(self) -> int:
+        """The next position; exact under ``_lock``, else at most one append behind."""
+        return self._taken + len(self._seqs)
 
     def append_many(self, events: Sequence[Event]) -> int:
         """Append all of ``events`` or none of them; returns the last one's position.
@@ -408,18 +448,15 @@ class EventLog:
                 self._events.extend(encoded)
                 return self._base + len(self._events) - 1
         bodies = [encode_checked(ev) for ev in events]
-        size = sum(map(len, bodies))
         with self._lock:
             self._check_open()
-            self._next += len(bodies)
-            upto = self._next
             self._bodies.extend(bodies)
             self._origins.extend(ev.origin for ev in events)
             self._seqs.extend(ev.seq for ev in events)
-            self._pending_bytes += size
-            pending = self._pending_bytes
+            pending = len(self._seqs)
+            upto = self._taken + pending
         if bodies and (self._always or pending >= self._buffer_limit):
-            self._after_append(upto, pending)
+            self._after_append(upto)
         return upto - 1
 
     def _check_open(self) -> None:
@@ -434,7 +471,7 @@ class EventLog:
                 "close it and reopen to recover"
             ) from self._failed
 
-    def _after_append(self, upto: int, pending: int) -> None:
+    def _after_append(self, upto: int) -> None:
         if self._always:
             self._commit(upto)
         elif self._durability == "none":
@@ -448,11 +485,15 @@ class EventLog:
     def _write_pending(self) -> None:
         """Write the pending frames to the OS (no fsync). Caller holds ``_io_lock``."""
         with self._lock:
-            bodies, origins, seqs = self._bodies, self._origins, self._seqs
-            self._bodies, self._origins, self._seqs = [], [], []
-            self._pending_bytes = 0
-            upto = self._next
-        if not bodies:
+            # The lists stay the same objects (a single writer holds their appends), so take
+            # a prefix: n from _seqs, which a writer appends to last, so the other two lists
+            # hold at least n as well.
+            n = len(self._seqs)
+            bodies, origins, seqs = self._bodies[:n], self._origins[:n], self._seqs[:n]
+            del self._bodies[:n], self._origins[:n], self._seqs[:n]
+            self._taken += n
+            upto = self._taken
+        if not n:
             return
         try:
             self._write_items(bodies, origins, seqs)
@@ -621,8 +662,9 @@ class EventLog:
                 self._cv.notify_all()
 
     def _commit_pending(self) -> None:
-        if self._next > self._durable and self._failed is None:
-            self._commit(self._next)
+        end = self._end()
+        if end > self._durable and self._failed is None:
+            self._commit(end)
 
     def flush(self) -> None:
         """Return once everything appended so far is written and fsynced."""
@@ -630,7 +672,9 @@ class EventLog:
             self._check_open()
             return
         self._check_open()
-        self._commit(self._next)
+        with self._lock:
+            end = self._end()
+        self._commit(end)
 
     # ----------------------------------------------------------------- reading
 
@@ -647,7 +691,8 @@ class EventLog:
         """Position the next appended event gets."""
         if self._dir is None:
             return self._base + len(self._events)
-        return self._next
+        with self._lock:
+            return self._end()
 
     def _check_start(self, start: int) -> None:
         if type(start) is not int or start < 0:
@@ -920,7 +965,7 @@ class EventLog:
                 self._thread.join()
         try:
             if self._failed is None:
-                self._commit(self._next)
+                self._commit(self._end())  # a single writer does not append during close()
         finally:
             with self._seal_cv:
                 self._seal_stop.set()

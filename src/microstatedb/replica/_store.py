@@ -81,6 +81,9 @@ class Store:
     ``path=None`` keeps everything in memory; with a path, the log and snapshots live in that
     folder and survive restarts. ``log=False`` keeps state only (no history): it replicates by
     shipping state and, when durable, persists by snapshots alone.
+
+    Like a dict, a store is used by one thread at a time: an asyncio loop, or threads that
+    share one lock. Its write path takes no lock of its own.
     """
 
     # Key prefix -> (schema, subject). None until a prefix is bound, so a store without
@@ -427,13 +430,18 @@ class Store:
 
             return touch
         # With the log, an event costs little more than the state-only path above: the HLC
-        # step is inlined (HLC.now's rule: after every timestamp issued or seen), the trusted
-        # encoder is a builtin, and in memory the sink is the log list's own append; durable,
-        # the log frames and checksums many events at once off this path.
+        # step is inlined (HLC.now's rule: after every timestamp issued or seen) and the
+        # trusted encoder is a builtin. In memory the sink is the log list's own append;
+        # durable, the lock-free append of the log's single writer (the store is used from one
+        # thread), and the log frames and checksums many events at once off this path; under
+        # 'always', the append that waits for its fsync.
         hlc = self._hlc
         wall = hlc.wall
-        append_encoded = self._log.append_encoded
-        add = None if self.path is not None else self._log.encoded_appender()
+        log = self._log
+        add = log.encoded_appender() if self.path is None else None
+        put: Callable[[bytes, str, int], object] = log.append_encoded
+        if self.path is not None and self.durability != "always":
+            put = log.single_writer()
         encode = pack_trusted
         fmt = EVENT_FORMAT
 
@@ -450,10 +458,10 @@ class Store:
             # Encoded before anything moves: the deps dict may change afterwards, and a
             # failed encoding leaves the state as it was (only the HLC moved on, harmlessly).
             body = encode((fmt, node, seq, ts, deps, key, kind, op))
-            if add is None:
-                append_encoded(body, node, seq)
-            else:
+            if add is not None:
                 add(body)
+            else:
+                put(body, node, seq)
             vv[node] = seq
             if deps:
                 self._deps = {}
