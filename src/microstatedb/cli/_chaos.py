@@ -95,30 +95,21 @@ def run(args: argparse.Namespace) -> int:
         )
     steps = max(args.ops, 0) + 2  # one per operation, then heal and check (run_chaos)
     with progress("client operations, heal, check", steps, enabled=not args.json) as advance:
+        common: dict[str, Any] = {
+            "nodes": args.nodes,
+            "ops": args.ops,
+            "nemesis": args.nemesis,
+            "seed": args.seed,
+            "clients": args.clients,
+            "keys": args.keys,
+            "interval": args.interval,
+            "progress": advance,
+        }
         if args.real:
-            result = run_chaos_real(
-                nodes=args.nodes,
-                ops=args.ops,
-                nemesis=args.nemesis,
-                seed=args.seed,
-                clients=args.clients,
-                keys=args.keys,
-                interval=args.interval,
-                progress=advance,
-            )
+            result = run_chaos_real(**common)
         else:
             result = run_chaos(
-                args.consistency,
-                nodes=args.nodes,
-                ops=args.ops,
-                nemesis=args.nemesis,
-                seed=args.seed,
-                clients=args.clients,
-                keys=args.keys,
-                interval=args.interval,
-                workload=args.workload,
-                leases=not args.no_leases,
-                progress=advance,
+                args.consistency, workload=args.workload, leases=not args.no_leases, **common
             )
     if args.history:
         result.history.dump(args.history)
