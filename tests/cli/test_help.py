@@ -45,7 +45,7 @@ def test_chaos_help_explains_every_option_and_its_default(
     assert "(default partition)" in out
     assert "(default 300)" in out
     assert "reads, writes and compare-and-sets" in out
-    assert "an option's value is out of range" in out
+    assert "value out of range (the message names it)" in out
 
 
 def test_describe_drops_the_label_and_the_quotes() -> None:
