@@ -31,7 +31,7 @@ def test_demo_shows_progress_and_ends_with_json(capsys: pytest.CaptureFixture[st
 
 
 def test_demo_needs_two_nodes(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo", "--nodes", "1"]) == 1
+    assert main(["demo", "--nodes", "1"]) == 2  # bad input
     assert "at least 2" in capsys.readouterr().err
 
 

@@ -90,7 +90,7 @@ async def test_mesh_serve_answers_probes_and_stops_on_a_signal(
 def test_the_serve_command_refuses_a_bad_listen_address() -> None:
     from microstatedb.cli import main
 
-    assert main(["mesh", "serve", "--name", "a", "--listen", "nowhere"]) == 1
+    assert main(["mesh", "serve", "--name", "a", "--listen", "nowhere"]) == 2  # bad input
 
 
 async def test_probe_a_served_node() -> None:

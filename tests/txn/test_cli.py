@@ -51,8 +51,8 @@ def test_timeline_json_of_a_2pc(tmp_path: Path, capsys: pytest.CaptureFixture[st
 
 
 def test_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["txn", "show", "x"]) == 1
-    assert main(["txn", "show", "x", "--store", "nope"]) == 1
+    assert main(["txn", "show", "x"]) == 2  # bad input: no place to look
+    assert main(["txn", "show", "x", "--store", "nope"]) == 2
     assert main(["txn", "show", "x", "--store", f"a={tmp_path / 'a'}"]) == 1
     assert "no records of transaction 'x'" in capsys.readouterr().err
     assert main(["txn"]) == 2
