@@ -127,7 +127,7 @@ def test_the_command_prints_or_writes_the_bootstrap(
                 "h:2",
             ]
         )
-        == 1
-    )  # bad input: a typed error, exit 1
+        == 2
+    )  # bad input: a typed error, exit 2
     assert "HOST:PORT" in capsys.readouterr().err
     assert main(["mesh"]) == 2

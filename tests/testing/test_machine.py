@@ -52,8 +52,11 @@ class Overselling(ReplicatedStoreMachine):
 
 
 def test_a_broken_invariant_is_caught_and_shrunk() -> None:
+    # A search, not a race: 40 random examples sometimes missed the overselling schedule,
+    # so this search is derandomized (the same examples every run) and given room to find it.
+    search = settings(FAST, max_examples=200, derandomize=True)
     with pytest.raises(AssertionError, match="sold more than the stock") as info:
-        run_state_machine_as_test(Overselling, settings=FAST)
+        run_state_machine_as_test(Overselling, settings=search)
     steps = [n for n in getattr(info.value, "__notes__", []) if n.startswith("state.sell")]
     assert len(steps) >= 3, steps  # at least three sales, on stores that had not synced
 
