@@ -271,6 +271,7 @@ class EventLog:
         self.recovery = RecoveryReport()
         self._snap_position = -1  # position of the newest snapshot written or found
         self._failed: BaseException | None = None
+        self._refusing = False  # closed or failed: one attribute for the lock-free writer
         # in memory
         # In memory, events are kept encoded: a retained Event holds dicts, which the cyclic
         # garbage collector would scan again and again (it cost more than the write itself),
@@ -425,10 +426,6 @@ class EventLog:
 
         return append
 
-    @property
-    def _refusing(self) -> bool:
-        return self._closed or self._failed is not None
-
     def _end(self) -> int:
         """The next position; exact under ``_lock``, else at most one append behind."""
         return self._taken + len(self._seqs)
@@ -499,6 +496,7 @@ class EventLog:
             self._write_items(bodies, origins, seqs)
         except OSError as exc:
             self._failed = exc
+            self._refusing = True
             raise os_error(f"writing the log segment in {self._dir}", exc) from exc
         self._written = upto
 
@@ -652,6 +650,7 @@ class EventLog:
                         _fsync(self._fd)
                     except OSError as exc:
                         self._failed = exc
+                        self._refusing = True
                         raise os_error(f"fsync of the log segment in {self._dir}", exc) from exc
                     self._fsyncs += 1
         finally:
@@ -955,7 +954,7 @@ class EventLog:
         with self._lock:  # appends racing with close either land before the flush or fail
             if self._closed:
                 return
-            self._closed = True
+            self._closed = self._refusing = True
         if self._dir is None:
             return
         here = threading.current_thread()  # __del__ may run in one of the log's threads
