@@ -158,7 +158,7 @@ def _workload(store: msdb.Store, mix: str) -> Callable[[int], object]:
 
 
 def paired_overhead(
-    kwargs: dict[str, object], ops: int, pairs: int = 7, mix: str = "counter"
+    kwargs: dict[str, object], ops: int, pairs: int = 15, mix: str = "counter"
 ) -> tuple[float, float]:
     """Median over interleaved pairs of (time with the log) / (time with log=False), and the
     median extra time per write in µs.
