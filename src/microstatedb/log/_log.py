@@ -220,7 +220,7 @@ def _decode(body: bytes, path: Path | str, offset: int) -> list[Event]:
 class EventLog:
     """An append-only log of ``codec.Event`` with global positions starting at 0.
 
-    ``path=None`` keeps the events as objects in a list (the embedded default); a path keeps
+    ``path=None`` keeps the events encoded in a list (the embedded default); a path keeps
     them in segment files under that folder with the ``durability`` policy (see
     docs/durability.md). Thread-safe, except that no append may run at the same time as a
     call of a ``single_writer()``. One ``EventLog`` per folder at a time.
