@@ -18,8 +18,10 @@ one probe per side runs; it is a safety valve for probing, never a lock for data
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+import functools
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 from microstatedb.crdt import MVRegister, ORMap
 from microstatedb.errors import ConfigurationError
@@ -28,6 +30,9 @@ from microstatedb.resilience import BucketCounts, FleetState, Lease, Override, S
 if TYPE_CHECKING:
     from microstatedb.replica._store import Store
     from microstatedb.resilience import FleetView
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 _FIELDS = ("calls", "failures", "slow", "retries")
 _SEP = "/"
@@ -51,11 +56,25 @@ def _override_order(v: list[Any]) -> tuple[float, str, float]:
     return (v[4], v[0], v[3])
 
 
+def _locked(
+    method: Callable[Concatenate[StoreFleet, P], R],
+) -> Callable[Concatenate[StoreFleet, P], R]:
+    def run(fleet: StoreFleet, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        with fleet.lock:
+            return method(fleet, *args, **kwargs)
+
+    return functools.update_wrapper(run, method)
+
+
 class StoreFleet:
     """A :class:`~microstatedb.resilience.FleetView` backed by a replicated :class:`Store`.
 
     Pass it to every instance's breaker through ``FleetMember(StoreFleet(store), instance)``;
     keep syncing the stores as usual. ``retain_buckets`` bounds the buckets kept per downstream.
+
+    Breakers report from whichever thread made the call, and a store is used by one thread at
+    a time, so every method holds ``lock``: code that uses the same store from another thread
+    (a sync with peers, say) holds it too.
     """
 
     def __init__(self, store: Store, *, prefix: str = "fleet:", retain_buckets: int = 3600):
@@ -66,6 +85,7 @@ class StoreFleet:
         self._store = store
         self._prefix = prefix
         self._retain = retain_buckets
+        self.lock = threading.RLock()
 
     def _root(self, downstream: str) -> ORMap:
         # Fleet keys are never bound to a schema, so the handle is the plain map.
@@ -75,6 +95,7 @@ class StoreFleet:
 
     # ------------------------------------------------------------------------ counts
 
+    @_locked
     def add(self, downstream: str, instance: str, bucket: int, counts: BucketCounts) -> None:
         buckets = self._root(downstream).map("buckets")
         row = buckets.map(str(bucket))
@@ -89,6 +110,7 @@ class StoreFleet:
                 if int(old) <= horizon:
                     buckets.remove(old)
 
+    @_locked
     def counts(self, downstream: str, first_bucket: int) -> Mapping[str, BucketCounts]:
         key = self._prefix + downstream
         if key not in self._store:
@@ -105,6 +127,7 @@ class StoreFleet:
 
     # ------------------------------------------------------------------- trip and close
 
+    @_locked
     def state(self, downstream: str) -> FleetState:
         if self._prefix + downstream not in self._store:
             return FleetState(None, 0.0)
@@ -116,6 +139,7 @@ class StoreFleet:
             float(closed) if closed is not None else 0.0,
         )
 
+    @_locked
     def record_trip(self, downstream: str, trip: Trip) -> None:
         register = self._root(downstream).mvregister("trip")
         new = [trip.opened_at, trip.open_until, trip.by]
@@ -123,6 +147,7 @@ class StoreFleet:
         if current is None or _trip_order(new) > _trip_order(current):
             register.set(new)
 
+    @_locked
     def record_close(self, downstream: str, at: float) -> None:
         register = self._root(downstream).mvregister("closed")
         current = _best(register, float)
@@ -136,6 +161,7 @@ class StoreFleet:
         v = _best(register, _lease_order)
         return register, (Lease(v[0], v[1], v[2]) if v is not None else Lease("", 0.0, 0))
 
+    @_locked
     def hold_lease(self, downstream: str, holder: str, now: float, ttl: float) -> Lease:
         register, lease = self._lease(downstream)
         if lease.holder == holder or now >= lease.expires_at:
@@ -143,17 +169,20 @@ class StoreFleet:
             register.set([lease.holder, lease.expires_at, lease.version])
         return lease
 
+    @_locked
     def release_lease(self, downstream: str, holder: str, now: float) -> None:
         register, lease = self._lease(downstream)
         if lease.held_by(holder, now):
             register.set(["", now, lease.version + 1])
 
+    @_locked
     def lease(self, downstream: str) -> Lease:
         """The current lease record (for operators and tests)."""
         return self._lease(downstream)[1]
 
     # --------------------------------------------------------------------- overrides
 
+    @_locked
     def overrides(self, downstream: str) -> Sequence[Override]:
         if self._prefix + downstream not in self._store:
             return ()
@@ -165,6 +194,7 @@ class StoreFleet:
                 out.append(Override(State(v[0]), Scope(v[1]), v[2], v[3], v[4]))
         return tuple(out)
 
+    @_locked
     def set_override(self, downstream: str, override: Override) -> None:
         table = self._root(downstream).map("overrides")
         register = table.mvregister(override.scope.value + _SEP + override.target)
