@@ -9,7 +9,7 @@ from __future__ import annotations
 import gc
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 
@@ -30,34 +30,43 @@ def _percentile(sorted_ns: list[int], q: float) -> float:
     return sorted_ns[i] / 1000.0
 
 
-def latency(
-    make: Callable[[], Callable[[], object]],
-    ops: int = 20_000,
-    repeats: int = 5,
-    warmup: int = 1_000,
-) -> Latency:
-    """Time ``ops`` calls of the operation ``make()`` returns, ``repeats`` times, fresh each run."""
-    p50s: list[float] = []
-    p99s: list[float] = []
-    means: list[float] = []
+def _run(op: Callable[[], object], ops: int, warmup: int) -> tuple[float, float, float]:
+    """One timed run: (p50, p99, mean) in microseconds."""
     clock = time.perf_counter_ns
-    for _ in range(repeats):
-        op = make()
-        for _ in range(warmup):
-            op()
-        samples = [0] * ops
-        gc.collect()
-        start_all = clock()
-        for i in range(ops):
-            t0 = clock()
-            op()
-            samples[i] = clock() - t0
-        total = clock() - start_all
-        samples.sort()
-        p50s.append(_percentile(samples, 0.50))
-        p99s.append(_percentile(samples, 0.99))
-        means.append(total / ops / 1000.0)
+    for _ in range(warmup):
+        op()
+    samples = [0] * ops
+    gc.collect()
+    start_all = clock()
+    for i in range(ops):
+        t0 = clock()
+        op()
+        samples[i] = clock() - t0
+    total = clock() - start_all
+    samples.sort()
+    return _percentile(samples, 0.50), _percentile(samples, 0.99), total / ops / 1000.0
+
+
+def _median(runs: list[tuple[float, float, float]]) -> Latency:
+    p50s, p99s, means = zip(*runs, strict=True)
     return Latency(statistics.median(p50s), statistics.median(p99s), statistics.median(means))
+
+
+def interleaved(
+    cases: Mapping[str, tuple[Callable[[], Callable[[], object]], int, int]],
+    repeats: int = 5,
+) -> dict[str, Latency]:
+    """Per-operation latency of several ``name: (make, ops, warmup)`` cases: ``repeats``
+    rounds, each timing ``ops`` calls of the operation a fresh ``make()`` returns.
+
+    Each round runs every case once, so all of them see the same machine load; run one case
+    after another instead and a slower minute on a shared machine lands on one of them only.
+    """
+    runs: dict[str, list[tuple[float, float, float]]] = {name: [] for name in cases}
+    for _ in range(repeats):
+        for name, (make, ops, warmup) in cases.items():
+            runs[name].append(_run(make(), ops, warmup))
+    return {name: _median(r) for name, r in runs.items()}
 
 
 def throughput(run: Callable[[], int], repeats: int = 3) -> float:

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import microstatedb as msdb
-from _harness import Latency, fmt_us, latency, table, throughput
+from _harness import Latency, fmt_us, interleaved, table, throughput
 from _plot import from_rows, plot
 
 
@@ -85,35 +85,45 @@ def _row(name: str, lat: Latency, base: Latency | None) -> list[str]:
 
 def bench_writes(ops: int, repeats: int, tmp: Path) -> tuple[str, dict[str, float]]:
     figures: dict[str, float] = {}
-    base = latency(lambda: _dict_write, ops, repeats)
-    rows = [_row("plain dict `d[k] += 1` (baseline)", base, None)]
-    mem = latency(_store_write(), ops, repeats)
-    mem_nolog = latency(_store_write(log=False), ops, repeats)
-    rows.append(_row("Store in memory, counter.increment", mem, base))
-    rows.append(_row("Store in memory, log=False", mem_nolog, base))
+    few = max(500, ops // 20)
+    cases = {
+        "plain dict `d[k] += 1` (baseline)": (lambda: _dict_write(), ops, 1_000),
+        "Store in memory, counter.increment": (_store_write(), ops, 1_000),
+        "Store in memory, log=False": (_store_write(log=False), ops, 1_000),
+        **{
+            f"Store durable `{policy}`": (
+                _store_write(path=tmp / f"w-{policy}", durability=policy),
+                few if policy == "always" else ops,
+                100,
+            )
+            for policy in ("none", "batch", "always")
+        },
+        "Store durable, log=False (snapshots only)": (
+            _store_write(path=tmp / "w-nolog", durability="batch", log=False),
+            ops,
+            1_000,
+        ),
+        "eventsourcing 9 (memory, aggregate cache)": (
+            lambda: _eventsourcing_write(),
+            max(2000, ops // 10),
+            100,
+        ),
+    }
+    measured = interleaved(cases, repeats)
+    base = measured["plain dict `d[k] += 1` (baseline)"]
+    rows = [_row(name, lat, None if lat is base else base) for name, lat in measured.items()]
+    mem = measured["Store in memory, counter.increment"]
     figures["mem_p99"] = mem.p99
+    for policy in ("none", "batch", "always"):
+        figures[f"durable_{policy}_p99"] = measured[f"Store durable `{policy}`"].p99
+    figures["vs_eventsourcing"] = (
+        measured["eventsourcing 9 (memory, aggregate cache)"].mean / mem.mean
+    )
     figures["overhead_mem"], figures["overhead_mem_us"] = paired_overhead({}, ops * 5)
     figures["overhead_mem_mixed"], _ = paired_overhead({}, ops * 5, mix="mixed")
-    for policy in ("none", "batch", "always"):
-        n = ops if policy != "always" else max(500, ops // 20)
-        lat = latency(
-            _store_write(path=tmp / f"w-{policy}", durability=policy), n, repeats, warmup=100
-        )
-        rows.append(_row(f"Store durable `{policy}`", lat, base))
-        figures[f"durable_{policy}_p99"] = lat.p99
-        if policy == "batch":
-            nolog = latency(
-                _store_write(path=tmp / "w-nolog", durability=policy, log=False), n, repeats
-            )
-            rows.append(_row("Store durable, log=False (snapshots only)", nolog, base))
-            durable = {"path": tmp / "pair", "durability": "batch"}
-            figures["overhead_durable"], figures["overhead_durable_us"] = paired_overhead(
-                durable, ops * 2
-            )
-            figures["overhead_durable_mixed"], _ = paired_overhead(durable, ops * 2, mix="mixed")
-    es = latency(lambda: _eventsourcing_write(), max(2000, ops // 10), repeats, warmup=100)
-    rows.append(_row("eventsourcing 9 (memory, aggregate cache)", es, base))
-    figures["vs_eventsourcing"] = es.mean / mem.mean
+    durable = {"path": tmp / "pair", "durability": "batch"}
+    figures["overhead_durable"], figures["overhead_durable_us"] = paired_overhead(durable, ops * 2)
+    figures["overhead_durable_mixed"], _ = paired_overhead(durable, ops * 2, mix="mixed")
     text = table(["write", "p50 µs", "p99 µs", "mean µs", "mean vs dict"], rows)
     text += (
         f"\n\nEvent-sourcing overhead (log vs log=False, median of interleaved pairs of "
@@ -188,7 +198,6 @@ def paired_overhead(
 
 def bench_reads(ops: int, repeats: int) -> tuple[str, dict[str, float]]:
     d = {"visits": 41}
-    base = latency(lambda: lambda: d["visits"], ops, repeats)
 
     def make_store_read() -> Callable[[], object]:
         store = msdb.Store("bench")
@@ -200,8 +209,15 @@ def bench_reads(ops: int, repeats: int) -> tuple[str, dict[str, float]]:
         store.set("tags").add("vip")
         return lambda: "vip" in store.set("tags")
 
-    lat = latency(make_store_read, ops, repeats)
-    lat_set = latency(make_set_read, ops, repeats)
+    measured = interleaved(
+        {
+            "dict": (lambda: lambda: d["visits"], ops, 1_000),
+            "counter": (make_store_read, ops, 1_000),
+            "set": (make_set_read, ops, 1_000),
+        },
+        repeats,
+    )
+    base, lat, lat_set = measured["dict"], measured["counter"], measured["set"]
     rows = [
         _row("plain dict `d[k]` (baseline)", base, None),
         _row('`store.counter("visits").value`', lat, base),
