@@ -42,7 +42,7 @@ def test_inspect_json_shows_log_vector_and_events(
     assert report["path"] == str(path)
     assert report["version_vector"] == {"orders-1": 3, "orders-2": 1}
     assert report["log"]["events"] == 4
-    assert report["log"]["verified_frames"] == 4
+    assert report["log"]["verified_events"] == 4
     assert [e["key"] for e in report["last_events"]] == ["visits", "tags", "visits", "status"]
     assert report["last_events"][-1]["kind"] == "register"
 

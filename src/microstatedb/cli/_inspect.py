@@ -100,11 +100,11 @@ def inspect_folder(path: Path, last: int, *, show_progress: bool = False) -> dic
         snapshot = log.latest_snapshot()
         vv: dict[str, int] = dict(snapshot.info.vv) if snapshot is not None else {}
         tail: list[dict[str, Any]] = []
-        frames = 0
+        verified = 0
         # reading every event verifies every frame checksum (opening already did, this counts)
         with progress("verifying", stats.events, enabled=show_progress) as advance:
             for position, event in enumerate(log.read(log.first_position), log.first_position):
-                frames += 1
+                verified += 1
                 advance()
                 if event.seq > vv.get(event.origin, 0):
                     vv[event.origin] = event.seq
@@ -138,7 +138,7 @@ def inspect_folder(path: Path, last: int, *, show_progress: bool = False) -> dic
         "ok": not recovery.damaged_snapshots,
         "log": {
             "events": stats.events,
-            "verified_frames": frames,
+            "verified_events": verified,
             "bytes": stats.bytes,
             "segments": stats.segments,
             "sealed_segments": stats.sealed_segments,
@@ -162,11 +162,11 @@ def _show(report: dict[str, Any]) -> None:
     print(f"store folder {report['path']}")
     print_table(
         "log",
-        ("events", "verified frames", "segments", "sealed", "bytes", "positions"),
+        ("events", "verified events", "segments", "sealed", "bytes", "positions"),
         [
             (
                 log["events"],
-                log["verified_frames"],
+                log["verified_events"],
                 log["segments"],
                 log["sealed_segments"],
                 log["bytes"],
