@@ -339,20 +339,6 @@ class EventLog:
 
     def append(self, event: Event) -> int:
         """Append one event; returns its position. Durable as the policy says."""
-        if self._dir is None:
-            # The hot path of the embedded default: only the envelope's type is checked here
-            # (the store builds its events; encoding paths check every field).
-            data = encode_checked(event)
-            if self._closed:  # outside the lock: in memory, a racing close loses nothing
-                raise StoreClosed("the event log is closed; open a new EventLog to continue")
-            lock = self._lock
-            lock.acquire()
-            try:
-                events = self._events
-                events.append(data)
-                return self._base + len(events) - 1
-            finally:
-                lock.release()
         return self.append_encoded(encode_checked(event), event.origin, event.seq)
 
     def encoded_appender(self) -> Callable[[bytes], None]:

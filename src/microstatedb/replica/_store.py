@@ -162,6 +162,13 @@ class Store:
             segment_bytes=segment_bytes,
             repair=repair,
         )
+        # Where the write path puts an encoded event (see _writer): in memory the log list's
+        # own append; durable, the log's lock-free single writer, or under 'always' the
+        # append that waits for its fsync.
+        self._add = self._log.encoded_appender() if self.path is None else None
+        self._put: Callable[[bytes, str, int], object] = self._log.append_encoded
+        if self.path is not None and durability != "always" and self.keeps_log:
+            self._put = self._log.single_writer()
         self._open()
 
     # ----------------------------------------------------------------- opening and closing
@@ -430,18 +437,12 @@ class Store:
 
             return touch
         # With the log, an event costs little more than the state-only path above: the HLC
-        # step is inlined (HLC.now's rule: after every timestamp issued or seen) and the
-        # trusted encoder is a builtin. In memory the sink is the log list's own append;
-        # durable, the lock-free append of the log's single writer (the store is used from one
-        # thread), and the log frames and checksums many events at once off this path; under
-        # 'always', the append that waits for its fsync.
+        # step is inlined (HLC.now's rule: after every timestamp issued or seen), the trusted
+        # encoder is a builtin, and the sinks chosen at open take no lock (the store is used
+        # from one thread); durable, the log frames and checksums many events at once.
         hlc = self._hlc
         wall = hlc.wall
-        log = self._log
-        add = log.encoded_appender() if self.path is None else None
-        put: Callable[[bytes, str, int], object] = log.append_encoded
-        if self.path is not None and self.durability != "always":
-            put = log.single_writer()
+        add, put = self._add, self._put
         encode = pack_trusted
         fmt = EVENT_FORMAT
 
