@@ -259,9 +259,9 @@ def _encoded(*fields: object) -> bytes:
     return pack_trusted((EVENT_FORMAT, *fields))
 
 
-def test_encoded_appender_is_the_in_memory_trusted_fast_path() -> None:
+def test_encoded_events_is_the_in_memory_trusted_fast_path() -> None:
     log = EventLog(None)
-    add = log.encoded_appender()
+    add = log.encoded_events().append
     add(_encoded("a", 1, 1, {}, "k", "counter", [1]))
     deps = {"b": 1}
     add(_encoded("a", 2, 2, deps, "k", "counter", [2]))
@@ -281,7 +281,7 @@ def test_in_memory_log_holds_no_objects_for_the_garbage_collector() -> None:
     import gc
 
     log = EventLog(None)
-    add = log.encoded_appender()
+    add = log.encoded_events().append
     before = len(gc.get_objects())
     for i in range(1, 2001):
         add(_encoded("a", i, i, {}, "k", "counter", [{"a": i}, {}, {}, {}]))
@@ -291,7 +291,7 @@ def test_in_memory_log_holds_no_objects_for_the_garbage_collector() -> None:
 def test_durable_logs_take_encoded_events_through_append_encoded(tmp_path: Path) -> None:
     with EventLog(tmp_path / "d", durability="none") as log:
         with pytest.raises(ConfigurationError, match="append_encoded"):
-            log.encoded_appender()
+            log.encoded_events()
         assert log.append_encoded(_encoded("a", 1, 1, {}, "k", "counter", [1]), "a", 1) == 0
         assert [e.seq for e in log.read()] == [1]
         assert [e.seq for e in log.read_origin("a")] == [1]

@@ -218,8 +218,15 @@ def test_a_failed_seal_leaves_a_valid_plain_segment(
     assert all(p.suffix == ".zst" for p in segment_files(tmp_path)[:-1])
 
 
+@pytest.fixture(params=[True, False], ids=["compiled", "python"])
+def single_writer_kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
+    """Runs a test with the compiled single writer and with the Python one."""
+    monkeypatch.setattr(EventLog, "_native", request.param)
+    return bool(request.param)
+
+
 def test_a_failed_background_commit_stops_the_single_writer(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, single_writer_kind: bool
 ) -> None:
     log = EventLog(tmp_path, durability="batch", batch_interval=0.001)
     put = log.single_writer()
@@ -233,7 +240,9 @@ def test_a_failed_background_commit_stops_the_single_writer(
     log.close()
 
 
-def test_the_single_writer_races_the_commit_thread_and_loses_nothing(tmp_path: Path) -> None:
+def test_the_single_writer_races_the_commit_thread_and_loses_nothing(
+    tmp_path: Path, single_writer_kind: bool
+) -> None:
     # The writer appends with no lock while the commit thread keeps taking prefixes of the
     # pending lists (a tiny switch interval makes the threads interleave between almost any
     # two bytecodes): every event must land once, in order, with its own origin and seq.
@@ -267,7 +276,7 @@ def test_the_single_writer_races_the_commit_thread_and_loses_nothing(tmp_path: P
 
 
 def test_single_writer_is_for_durable_logs_without_fsync_per_append(tmp_path: Path) -> None:
-    with pytest.raises(ConfigurationError, match="encoded_appender"):
+    with pytest.raises(ConfigurationError, match="encoded_events"):
         EventLog(None).single_writer()
     with (
         EventLog(tmp_path, durability="always") as log,

@@ -9,6 +9,16 @@ from __future__ import annotations
 from microstatedb.clock._clocks import Clock, RealClock
 from microstatedb.errors import ClockSkew, ConfigurationError
 
+try:  # the compiled write path steps `last` and `edge` in place
+    from microstatedb._speedups import HLCState as _State
+except ImportError:  # pragma: no cover - a build without the C extension
+
+    class _State:  # type: ignore[no-redef]
+        __slots__ = ("edge", "last")
+        last: int
+        edge: float
+
+
 LOGICAL_BITS = 16
 """Width of the logical counter in the low bits of a timestamp."""
 _LOGICAL_MASK = (1 << LOGICAL_BITS) - 1
@@ -29,7 +39,7 @@ def hlc_logical(ts: int) -> int:
     return ts & _LOGICAL_MASK
 
 
-class HLC:
+class HLC(_State):
     """A hybrid logical clock over an injectable wall clock.
 
     ``now()`` is strictly increasing even when the wall clock jumps back; ``update(remote)``
@@ -37,7 +47,7 @@ class HLC:
     ``max_drift`` seconds ahead of the local wall clock instead of adopting it.
     """
 
-    __slots__ = ("_clock", "edge", "last", "max_drift_ms", "wall")
+    __slots__ = ("_clock", "max_drift_ms", "wall")
 
     def __init__(self, clock: Clock | None = None, *, max_drift: float = 60.0) -> None:
         if max_drift <= 0:

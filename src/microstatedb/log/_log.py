@@ -29,6 +29,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+try:  # single_writer() compiled; the Python one below is the same protocol
+    from microstatedb import _speedups
+except ImportError:  # pragma: no cover - a build without the C extension
+    _speedups = None  # type: ignore[assignment]
+
 from microstatedb.codec import (
     Event,
     event_from_fields,
@@ -226,6 +231,10 @@ class EventLog:
     call of a ``single_writer()``. One ``EventLog`` per folder at a time.
     """
 
+    # Whether single_writer() returns the compiled append (tests switch it off to hold the
+    # Python one to the same protocol).
+    _native: bool = _speedups is not None
+
     def __init__(
         self,
         path: str | os.PathLike[str] | None,
@@ -341,21 +350,22 @@ class EventLog:
         """Append one event; returns its position. Durable as the policy says."""
         return self.append_encoded(encode_checked(event), event.origin, event.seq)
 
-    def encoded_appender(self) -> Callable[[bytes], None]:
-        """The in-memory log's list append, for one trusted writer that encodes each event as
-        ``pack_trusted((EVENT_FORMAT, *fields))`` itself (the store's write path).
+    def encoded_events(self) -> list[bytes]:
+        """The in-memory log's list of encoded events, for one trusted writer that appends each
+        event encoded as ``pack_trusted((EVENT_FORMAT, *fields))`` itself (the store's write
+        path). It stays the same list for the life of the log.
 
         Nothing is checked or decoded: bytes that are not such an event corrupt the log.
         A durable log takes such bytes through ``append_encoded`` instead.
         """
         if self._dir is not None:
             raise ConfigurationError(
-                "encoded_appender() is for in-memory logs; durable ones take append_encoded()"
+                "encoded_events() is for in-memory logs; durable ones take append_encoded()"
             )
-        return self._events.append
+        return self._events
 
     def append_encoded(self, body: bytes, origin: str, seq: int) -> int:
-        """Append one event already encoded as ``encoded_appender`` says, for a trusted writer;
+        """Append one event already encoded as ``encoded_events`` says, for a trusted writer;
         returns its position. ``origin`` and ``seq`` must be the event's own."""
         if self._dir is None:
             if self._closed:
@@ -395,7 +405,11 @@ class EventLog:
         if self._dir is None or self._always:
             raise ConfigurationError(
                 "single_writer() is for durable logs under 'none' or 'batch'; in memory use "
-                "encoded_appender(), under 'always' append_encoded()"
+                "encoded_events(), under 'always' append_encoded()"
+            )
+        if self._native:
+            return _speedups.appender(
+                self, self._bodies, self._origins, self._seqs, self._buffer_limit
             )
         add_body, add_origin, add_seq = self._bodies.append, self._origins.append, self._seqs.append
         seqs = self._seqs

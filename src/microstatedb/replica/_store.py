@@ -50,6 +50,22 @@ from microstatedb.replica._schema_hook import (
 )
 from microstatedb.replica._session import Session
 
+try:  # the compiled write path (see _writer); the Python one below writes the same bytes
+    from microstatedb import _speedups
+    from microstatedb._speedups import WriteState as _WriteState
+except ImportError:  # pragma: no cover - a build without the C extension
+    _speedups = None  # type: ignore[assignment]
+
+    class _WriteState:  # type: ignore[no-redef]
+        """The fields a store's write path reads and updates."""
+
+        _blocked: str | None
+        _deps: dict[str, int]
+        _touched: dict[str, dict[str, int]]
+        _since_snapshot: int
+        _snapshot_every: int
+
+
 T = TypeVar("T")
 
 _DURABILITY = ("none", "batch", "always")
@@ -75,7 +91,7 @@ class StoreStats:
     """Remote events dropped because the causal buffer was full (they are fetched again)."""
 
 
-class Store:
+class Store(_WriteState):
     """An embedded replica: local CRDT state derived from an append-only event log.
 
     ``path=None`` keeps everything in memory; with a path, the log and snapshots live in that
@@ -85,6 +101,10 @@ class Store:
     Like a dict, a store is used by one thread at a time: an asyncio loop, or threads that
     share one lock. Its write path takes no lock of its own.
     """
+
+    # Whether new key writers use the compiled write path (tests switch it off to hold the
+    # Python path to the same bytes).
+    _native: bool = _speedups is not None
 
     # Key prefix -> (schema, subject). None until a prefix is bound, so a store without
     # schemas pays one attribute test per handle lookup and nothing on its write path.
@@ -162,10 +182,10 @@ class Store:
             segment_bytes=segment_bytes,
             repair=repair,
         )
-        # Where the write path puts an encoded event (see _writer): in memory the log list's
-        # own append; durable, the log's lock-free single writer, or under 'always' the
-        # append that waits for its fsync.
-        self._add = self._log.encoded_appender() if self.path is None else None
+        # Where the write path puts an encoded event (see _writer): in memory the log's own
+        # list; durable, the log's lock-free single writer, or under 'always' the append that
+        # waits for its fsync.
+        self._events = self._log.encoded_events() if self.path is None else None
         self._put: Callable[[bytes, str, int], object] = self._log.append_encoded
         if self.path is not None and durability != "always" and self.keeps_log:
             self._put = self._log.single_writer()
@@ -424,6 +444,8 @@ class Store:
         node = self.node_id
         vv = self._vv
         if not self.keeps_log:
+            if self._native:
+                return _speedups.state_writer(self, key, node, vv)
 
             def touch(op: Any) -> None:
                 if self._blocked:
@@ -442,9 +464,15 @@ class Store:
         # from one thread); durable, the log frames and checksums many events at once.
         hlc = self._hlc
         wall = hlc.wall
-        add, put = self._add, self._put
+        events, put = self._events, self._put
         encode = pack_trusted
         fmt = EVENT_FORMAT
+        if self._native:
+            sink = None if events is not None else put
+            return _speedups.key_writer(
+                self, key, kind, node, vv, hlc, wall, events, sink, encode, fmt
+            )
+        add = events.append if events is not None else None
 
         def emit(op: Any) -> None:
             if self._blocked:

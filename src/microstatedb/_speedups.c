@@ -1,0 +1,1002 @@
+/* The store's local write path, compiled.
+ *
+ * A local write through a CRDT handle ends in one call of the key's writer: it takes the
+ * next sequence number and HLC timestamp, encodes the event as msgpack and hands it to the
+ * log. In CPython that bookkeeping cost more than the CRDT update it records; here it is one
+ * C call. Every rule stays where it is defined in Python: the writer reads and writes the
+ * same fields the Python write path uses (``HLCState`` under ``HLC``, ``WriteState`` under
+ * ``Store``), calls ``HLC.tick`` once per millisecond, and hands every value it does not
+ * encode itself (a type outside msgpack's core, a subclass, an int beyond 64 bits) to the
+ * same encoder the Python path uses, so both write the same bytes or raise the same error.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <structmember.h>
+#include <string.h>
+#include <time.h>
+
+/* ------------------------------------------------------------------ HLCState */
+
+typedef struct {
+    PyObject_HEAD
+    unsigned long long last;
+    double edge;
+} HLCState;
+
+static PyMemberDef hlcstate_members[] = {
+    {"last", T_ULONGLONG, offsetof(HLCState, last), 0,
+     "The largest timestamp issued or seen so far."},
+    {"edge", T_DOUBLE, offsetof(HLCState, edge), 0,
+     "A wall reading in ms below this one gives last + 1."},
+    {NULL},
+};
+
+static PyTypeObject HLCStateType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "microstatedb._speedups.HLCState",
+    .tp_doc = "The fields of a hybrid logical clock that the compiled write path steps.",
+    .tp_basicsize = sizeof(HLCState),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .tp_new = PyType_GenericNew,
+    .tp_members = hlcstate_members,
+};
+
+/* ---------------------------------------------------------------- WriteState */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *blocked;
+    PyObject *deps;
+    PyObject *touched;
+    Py_ssize_t since_snapshot;
+    Py_ssize_t snapshot_every;
+} WriteState;
+
+static PyMemberDef writestate_members[] = {
+    {"_blocked", T_OBJECT, offsetof(WriteState, blocked), 0, NULL},
+    {"_deps", T_OBJECT, offsetof(WriteState, deps), 0, NULL},
+    {"_touched", T_OBJECT, offsetof(WriteState, touched), 0, NULL},
+    {"_since_snapshot", T_PYSSIZET, offsetof(WriteState, since_snapshot), 0, NULL},
+    {"_snapshot_every", T_PYSSIZET, offsetof(WriteState, snapshot_every), 0, NULL},
+    {NULL},
+};
+
+static int
+writestate_traverse(WriteState *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->blocked);
+    Py_VISIT(self->deps);
+    Py_VISIT(self->touched);
+    return 0;
+}
+
+static int
+writestate_clear(WriteState *self)
+{
+    Py_CLEAR(self->blocked);
+    Py_CLEAR(self->deps);
+    Py_CLEAR(self->touched);
+    return 0;
+}
+
+static void
+writestate_dealloc(WriteState *self)
+{
+    PyObject_GC_UnTrack(self);
+    writestate_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyTypeObject WriteStateType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "microstatedb._speedups.WriteState",
+    .tp_doc = "The fields of a store that its compiled write path reads and updates.",
+    .tp_basicsize = sizeof(WriteState),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_new = PyType_GenericNew,
+    .tp_traverse = (traverseproc)writestate_traverse,
+    .tp_clear = (inquiry)writestate_clear,
+    .tp_dealloc = (destructor)writestate_dealloc,
+    .tp_members = writestate_members,
+};
+
+/* ------------------------------------------------------------------- msgpack */
+
+/* Encodes the msgpack core (None, bool, int within 64 bits, float, str, bytes, list, tuple,
+ * dict) exactly as msgpack's Packer(use_bin_type=True) does. Anything else returns
+ * UNSUPPORTED with no exception set, and the caller hands the whole value to the Python
+ * encoder instead. */
+
+#define UNSUPPORTED (-2)
+#define MAX_DEPTH 32
+
+typedef struct {
+    char *p;
+    Py_ssize_t len;
+    Py_ssize_t cap;
+    char local[256];
+} Buf;
+
+static inline void
+buf_init(Buf *b)  /* no initializer: zeroing the local buffer would cost more than the write */
+{
+    b->p = b->local;
+    b->len = 0;
+    b->cap = sizeof(b->local);
+}
+
+static int
+buf_grow(Buf *b, Py_ssize_t need)
+{
+    Py_ssize_t cap = b->cap * 2;
+    while (cap < b->len + need) {
+        cap *= 2;
+    }
+    char *p;
+    if (b->p == b->local) {
+        p = PyMem_Malloc(cap);
+        if (p != NULL) {
+            memcpy(p, b->local, b->len);
+        }
+    }
+    else {
+        p = PyMem_Realloc(b->p, cap);
+    }
+    if (p == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    b->p = p;
+    b->cap = cap;
+    return 0;
+}
+
+#define RESERVE(b, n)                                                    \
+    do {                                                                 \
+        if ((b)->len + (n) > (b)->cap && buf_grow((b), (n)) < 0) {       \
+            return -1;                                                   \
+        }                                                                \
+    } while (0)
+
+static inline void
+put_be(char *p, unsigned long long v, int n)
+{
+    for (int i = n - 1; i >= 0; i--) {
+        p[i] = (char)(v & 0xff);
+        v >>= 8;
+    }
+}
+
+static inline int
+put_head(Buf *b, unsigned char tag, unsigned long long v, int n)
+{
+    RESERVE(b, 1 + n);
+    b->p[b->len] = (char)tag;
+    put_be(b->p + b->len + 1, v, n);
+    b->len += 1 + n;
+    return 0;
+}
+
+static inline int
+pack_uint(Buf *b, unsigned long long v)
+{
+    if (v < 0x80) {
+        return put_head(b, (unsigned char)v, 0, 0);
+    }
+    if (v <= 0xff) {
+        return put_head(b, 0xcc, v, 1);
+    }
+    if (v <= 0xffff) {
+        return put_head(b, 0xcd, v, 2);
+    }
+    if (v <= 0xffffffffULL) {
+        return put_head(b, 0xce, v, 4);
+    }
+    return put_head(b, 0xcf, v, 8);
+}
+
+static int
+pack_int(Buf *b, PyObject *o)
+{
+#if PY_VERSION_HEX < 0x030C0000
+    /* CPython 3.11's layout: an int of at most one 30-bit digit is its sign and digit. */
+    Py_ssize_t size = Py_SIZE(o);
+    if (size == 0 || size == 1) {
+        return pack_uint(b, size ? ((PyLongObject *)o)->ob_digit[0] : 0);
+    }
+#endif
+    int overflow;
+    long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
+    if (overflow > 0) {
+        unsigned long long u = PyLong_AsUnsignedLongLong(o);
+        if (u == (unsigned long long)-1 && PyErr_Occurred()) {
+            PyErr_Clear();
+            return UNSUPPORTED;
+        }
+        return pack_uint(b, u);
+    }
+    if (overflow < 0) {
+        return UNSUPPORTED;
+    }
+    if (v == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (v >= 0) {
+        return pack_uint(b, (unsigned long long)v);
+    }
+    if (v >= -32) {
+        return put_head(b, (unsigned char)(v & 0xff), 0, 0);
+    }
+    if (v >= -128) {
+        return put_head(b, 0xd0, (unsigned long long)v, 1);
+    }
+    if (v >= -32768) {
+        return put_head(b, 0xd1, (unsigned long long)v, 2);
+    }
+    if (v >= -2147483648LL) {
+        return put_head(b, 0xd2, (unsigned long long)v, 4);
+    }
+    return put_head(b, 0xd3, (unsigned long long)v, 8);
+}
+
+static int
+pack_raw(Buf *b, const char *data, Py_ssize_t n, int is_str)
+{
+    int r;
+    if (is_str) {
+        if (n < 32) {
+            r = put_head(b, (unsigned char)(0xa0 | n), 0, 0);
+        }
+        else if (n <= 0xff) {
+            r = put_head(b, 0xd9, (unsigned long long)n, 1);
+        }
+        else if (n <= 0xffff) {
+            r = put_head(b, 0xda, (unsigned long long)n, 2);
+        }
+        else if ((unsigned long long)n <= 0xffffffffULL) {
+            r = put_head(b, 0xdb, (unsigned long long)n, 4);
+        }
+        else {
+            return UNSUPPORTED;
+        }
+    }
+    else {
+        if (n <= 0xff) {
+            r = put_head(b, 0xc4, (unsigned long long)n, 1);
+        }
+        else if (n <= 0xffff) {
+            r = put_head(b, 0xc5, (unsigned long long)n, 2);
+        }
+        else if ((unsigned long long)n <= 0xffffffffULL) {
+            r = put_head(b, 0xc6, (unsigned long long)n, 4);
+        }
+        else {
+            return UNSUPPORTED;
+        }
+    }
+    if (r < 0) {
+        return r;
+    }
+    RESERVE(b, n);
+    memcpy(b->p + b->len, data, n);
+    b->len += n;
+    return 0;
+}
+
+static int
+pack_container_head(Buf *b, Py_ssize_t n, unsigned char fix, unsigned char t16,
+                    unsigned char t32)
+{
+    if (n < 16) {
+        return put_head(b, (unsigned char)(fix | n), 0, 0);
+    }
+    if (n <= 0xffff) {
+        return put_head(b, t16, (unsigned long long)n, 2);
+    }
+    if ((unsigned long long)n <= 0xffffffffULL) {
+        return put_head(b, t32, (unsigned long long)n, 4);
+    }
+    return UNSUPPORTED;
+}
+
+static int pack_obj(Buf *b, PyObject *o, int depth);
+
+static int
+pack_seq(Buf *b, PyObject *const *items, Py_ssize_t n, int depth)
+{
+    int r = pack_container_head(b, n, 0x90, 0xdc, 0xdd);
+    for (Py_ssize_t i = 0; r == 0 && i < n; i++) {
+        r = pack_obj(b, items[i], depth + 1);
+    }
+    return r;
+}
+
+static int
+pack_obj(Buf *b, PyObject *o, int depth)
+{
+    if (depth > MAX_DEPTH) {
+        return UNSUPPORTED;
+    }
+    PyTypeObject *t = Py_TYPE(o);
+    if (t == &PyUnicode_Type) {
+        Py_ssize_t n;
+        const char *s;
+        if (PyUnicode_IS_COMPACT_ASCII(o)) {  /* ASCII is its own UTF-8 */
+            return pack_raw(b, (const char *)(((PyASCIIObject *)o) + 1), PyUnicode_GET_LENGTH(o), 1);
+        }
+        s = PyUnicode_AsUTF8AndSize(o, &n);
+        if (s == NULL) {  /* lone surrogates: the Python encoder says what is wrong */
+            PyErr_Clear();
+            return UNSUPPORTED;
+        }
+        return pack_raw(b, s, n, 1);
+    }
+    if (t == &PyLong_Type) {
+        return pack_int(b, o);
+    }
+    if (o == Py_None) {
+        return put_head(b, 0xc0, 0, 0);
+    }
+    if (o == Py_True) {
+        return put_head(b, 0xc3, 0, 0);
+    }
+    if (o == Py_False) {
+        return put_head(b, 0xc2, 0, 0);
+    }
+    if (t == &PyDict_Type) {
+        /* A dict changed during encoding could not happen here: nothing below runs Python. */
+        int r = pack_container_head(b, PyDict_GET_SIZE(o), 0x80, 0xde, 0xdf);
+        Py_ssize_t pos = 0;
+        PyObject *k, *v;
+        while (r == 0 && PyDict_Next(o, &pos, &k, &v)) {
+            r = pack_obj(b, k, depth + 1);
+            if (r == 0) {
+                r = pack_obj(b, v, depth + 1);
+            }
+        }
+        return r;
+    }
+    if (t == &PyList_Type) {
+        return pack_seq(b, ((PyListObject *)o)->ob_item, PyList_GET_SIZE(o), depth);
+    }
+    if (t == &PyTuple_Type) {
+        return pack_seq(b, ((PyTupleObject *)o)->ob_item, PyTuple_GET_SIZE(o), depth);
+    }
+    if (t == &PyFloat_Type) {
+        double d = PyFloat_AS_DOUBLE(o);
+        unsigned long long u;
+        memcpy(&u, &d, 8);
+        return put_head(b, 0xcb, u, 8);
+    }
+    if (t == &PyBytes_Type) {
+        return pack_raw(b, PyBytes_AS_STRING(o), PyBytes_GET_SIZE(o), 0);
+    }
+    return UNSUPPORTED;
+}
+
+static PyObject *
+speedups_pack(PyObject *module, PyObject *o)
+{
+    Buf b;
+    buf_init(&b);
+    int r = pack_obj(&b, o, 0);
+    PyObject *out = NULL;
+    if (r == 0) {
+        out = PyBytes_FromStringAndSize(b.p, b.len);
+    }
+    else if (r == UNSUPPORTED) {
+        out = Py_NewRef(Py_None);
+    }
+    if (b.p != b.local) {
+        PyMem_Free(b.p);
+    }
+    return out;
+}
+
+/* ------------------------------------------------------------------ Appender */
+
+/* EventLog.single_writer() compiled: the durable log's lock-free append of one encoded event
+ * (see there for why the order of the three appends matters). */
+typedef struct {
+    PyObject_HEAD
+    vectorcallfunc vectorcall;
+    PyObject *log;
+    PyObject *bodies;
+    PyObject *origins;
+    PyObject *seqs;
+    Py_ssize_t limit;
+} Appender;
+
+static PyObject *str_refusing, *str_check_open, *str_after_append, *str_end;
+
+static int
+appender_traverse(Appender *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->log);
+    Py_VISIT(self->bodies);
+    Py_VISIT(self->origins);
+    Py_VISIT(self->seqs);
+    return 0;
+}
+
+static int
+appender_clear(Appender *self)
+{
+    Py_CLEAR(self->log);
+    Py_CLEAR(self->bodies);
+    Py_CLEAR(self->origins);
+    Py_CLEAR(self->seqs);
+    return 0;
+}
+
+static void
+appender_dealloc(Appender *self)
+{
+    PyObject_GC_UnTrack(self);
+    appender_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int
+appender_put(Appender *self, PyObject *body, PyObject *origin, PyObject *seq)
+{
+    PyObject *refusing = PyObject_GetAttr(self->log, str_refusing);
+    if (refusing == NULL) {
+        return -1;
+    }
+    int r = PyObject_IsTrue(refusing);
+    Py_DECREF(refusing);
+    if (r < 0) {
+        return -1;
+    }
+    if (r) {
+        PyObject *ok = PyObject_CallMethodNoArgs(self->log, str_check_open);
+        if (ok == NULL) {
+            return -1;
+        }
+        Py_DECREF(ok);
+    }
+    if (PyList_Append(self->bodies, body) < 0 || PyList_Append(self->origins, origin) < 0 ||
+        PyList_Append(self->seqs, seq) < 0) {  /* seq last: then the event counts as pending */
+        return -1;
+    }
+    if (PyList_GET_SIZE(self->seqs) >= self->limit) {
+        PyObject *end = PyObject_CallMethodNoArgs(self->log, str_end);
+        if (end == NULL) {
+            return -1;
+        }
+        PyObject *done = PyObject_CallMethodOneArg(self->log, str_after_append, end);
+        Py_DECREF(end);
+        if (done == NULL) {
+            return -1;
+        }
+        Py_DECREF(done);
+    }
+    return 0;
+}
+
+static PyObject *
+appender_call(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    if (PyVectorcall_NARGS(nargsf) != 3 || kwnames != NULL) {
+        PyErr_SetString(PyExc_TypeError, "append takes (body, origin, seq)");
+        return NULL;
+    }
+    if (appender_put((Appender *)self, args[0], args[1], args[2]) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyTypeObject AppenderType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "microstatedb._speedups.Appender",
+    .tp_doc = "A durable log's lock-free append(body, origin, seq) for its one writer.",
+    .tp_basicsize = sizeof(Appender),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_vectorcall_offset = offsetof(Appender, vectorcall),
+    .tp_call = PyVectorcall_Call,
+    .tp_traverse = (traverseproc)appender_traverse,
+    .tp_clear = (inquiry)appender_clear,
+    .tp_dealloc = (destructor)appender_dealloc,
+};
+
+static PyObject *
+speedups_appender(PyObject *module, PyObject *args)
+{
+    PyObject *log, *bodies, *origins, *seqs;
+    Py_ssize_t limit;
+    if (!PyArg_ParseTuple(args, "OO!O!O!n:appender", &log, &PyList_Type, &bodies, &PyList_Type,
+                          &origins, &PyList_Type, &seqs, &limit)) {
+        return NULL;
+    }
+    Appender *a = PyObject_GC_New(Appender, &AppenderType);
+    if (a == NULL) {
+        return NULL;
+    }
+    a->vectorcall = appender_call;
+    a->log = Py_NewRef(log);
+    a->bodies = Py_NewRef(bodies);
+    a->origins = Py_NewRef(origins);
+    a->seqs = Py_NewRef(seqs);
+    a->limit = limit;
+    PyObject_GC_Track(a);
+    return (PyObject *)a;
+}
+
+/* ---------------------------------------------------------------- KeyWriter */
+
+typedef struct {
+    PyObject_HEAD
+    vectorcallfunc vectorcall;
+    PyObject *store;    /* a WriteState */
+    PyObject *key;
+    PyObject *kind;
+    PyObject *node;
+    PyObject *vv;       /* dict: origin -> seq */
+    PyObject *hlc;      /* an HLCState */
+    PyObject *wall;     /* the clock's now(), in seconds */
+    PyObject *events;   /* the in-memory log's list, or NULL */
+    PyObject *put;      /* put(body, origin, seq), or NULL */
+    PyObject *encode;   /* the Python encoder, for what pack_obj leaves */
+    PyObject *fmt;      /* EVENT_FORMAT */
+    PyObject *head;     /* the encoded fields before seq: array header, fmt, node; or NULL */
+    PyObject *mid;      /* the encoded key and kind */
+} KeyWriter;
+
+static PyObject *str_tick, *str_refuse, *str_snapshot, *float_1000, *time_time;
+
+static int
+keywriter_traverse(KeyWriter *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->store);
+    Py_VISIT(self->key);
+    Py_VISIT(self->kind);
+    Py_VISIT(self->node);
+    Py_VISIT(self->vv);
+    Py_VISIT(self->hlc);
+    Py_VISIT(self->wall);
+    Py_VISIT(self->events);
+    Py_VISIT(self->put);
+    Py_VISIT(self->encode);
+    Py_VISIT(self->fmt);
+    Py_VISIT(self->head);
+    Py_VISIT(self->mid);
+    return 0;
+}
+
+static int
+keywriter_clear(KeyWriter *self)
+{
+    Py_CLEAR(self->store);
+    Py_CLEAR(self->key);
+    Py_CLEAR(self->kind);
+    Py_CLEAR(self->node);
+    Py_CLEAR(self->vv);
+    Py_CLEAR(self->hlc);
+    Py_CLEAR(self->wall);
+    Py_CLEAR(self->events);
+    Py_CLEAR(self->put);
+    Py_CLEAR(self->encode);
+    Py_CLEAR(self->fmt);
+    Py_CLEAR(self->head);
+    Py_CLEAR(self->mid);
+    return 0;
+}
+
+static void
+keywriter_dealloc(KeyWriter *self)
+{
+    PyObject_GC_UnTrack(self);
+    keywriter_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int
+put_bytes(Buf *b, PyObject *bytes)
+{
+    Py_ssize_t n = PyBytes_GET_SIZE(bytes);
+    RESERVE(b, n);
+    memcpy(b->p + b->len, PyBytes_AS_STRING(bytes), n);
+    b->len += n;
+    return 0;
+}
+
+/* Encoded fields as bytes, or NULL (no exception) if one needs the Python encoder. */
+static PyObject *
+pre_encode(PyObject *const *fields, Py_ssize_t n, int with_header)
+{
+    Buf b;
+    buf_init(&b);
+    int r = with_header ? put_head(&b, 0x98, 0, 0) : 0;
+    for (Py_ssize_t i = 0; r == 0 && i < n; i++) {
+        r = pack_obj(&b, fields[i], 0);
+    }
+    PyObject *out = r == 0 ? PyBytes_FromStringAndSize(b.p, b.len) : NULL;
+    if (b.p != b.local) {
+        PyMem_Free(b.p);
+    }
+    return out;
+}
+
+/* The event's next timestamp: HLC.now() with its fast path inlined. */
+static int
+next_timestamp(KeyWriter *self, unsigned long long *ts)
+{
+    double w;
+    struct timespec now;
+    if (self->wall == time_time && clock_gettime(CLOCK_REALTIME, &now) == 0) {
+        /* time.time() without the float object: the same ns count and the same division */
+        long long ns = (long long)now.tv_sec * 1000000000LL + now.tv_nsec;
+        w = ((double)ns / 1e9) * 1000.0;
+        goto have_wall;
+    }
+    PyObject *r = PyObject_CallNoArgs(self->wall);
+    if (r == NULL) {
+        return -1;
+    }
+    if (PyFloat_CheckExact(r)) {
+        w = PyFloat_AS_DOUBLE(r) * 1000.0;
+        Py_DECREF(r);
+    }
+    else {  /* an int or a float subclass: exactly what `wall() * 1000.0` gives */
+        PyObject *m = PyNumber_Multiply(r, float_1000);
+        Py_DECREF(r);
+        if (m == NULL) {
+            return -1;
+        }
+        w = PyFloat_AsDouble(m);
+        Py_DECREF(m);
+        if (w == -1.0 && PyErr_Occurred()) {
+            return -1;
+        }
+    }
+have_wall:;
+    HLCState *h = (HLCState *)self->hlc;
+    if (w < h->edge && h->last < ULLONG_MAX) {
+        *ts = ++h->last;
+        return 0;
+    }
+    PyObject *wo = PyFloat_FromDouble(w);
+    if (wo == NULL) {
+        return -1;
+    }
+    PyObject *t = PyObject_CallMethodOneArg(self->hlc, str_tick, wo);
+    Py_DECREF(wo);
+    if (t == NULL) {
+        return -1;
+    }
+    *ts = PyLong_AsUnsignedLongLong(t);
+    Py_DECREF(t);
+    return (*ts == (unsigned long long)-1 && PyErr_Occurred()) ? -1 : 0;
+}
+
+static PyObject *
+encode_event(KeyWriter *self, unsigned long long seq, unsigned long long ts, PyObject *deps,
+             PyObject *op)
+{
+    Buf b;
+    buf_init(&b);
+    int r = self->head == NULL ? UNSUPPORTED : put_bytes(&b, self->head);
+    if (r == 0) r = pack_uint(&b, seq);
+    if (r == 0) r = pack_uint(&b, ts);
+    if (r == 0) r = pack_obj(&b, deps, 0);
+    if (r == 0) r = put_bytes(&b, self->mid);
+    if (r == 0) r = pack_obj(&b, op, 0);
+    PyObject *body = NULL;
+    if (r == 0) {
+        body = PyBytes_FromStringAndSize(b.p, b.len);
+    }
+    else if (r == UNSUPPORTED) {
+        PyObject *fields = Py_BuildValue("(OOKKOOOO)", self->fmt, self->node, seq, ts, deps,
+                                         self->key, self->kind, op);
+        if (fields != NULL) {
+            body = PyObject_CallOneArg(self->encode, fields);
+            Py_DECREF(fields);
+        }
+    }
+    if (b.p != b.local) {
+        PyMem_Free(b.p);
+    }
+    return body;
+}
+
+/* What every local write does first: refuse if the store is blocked, and find the next seq. */
+static int
+begin_write(KeyWriter *self, Py_ssize_t nargs, PyObject *kwnames, unsigned long long *seq)
+{
+    if (nargs != 1 || kwnames != NULL) {
+        PyErr_SetString(PyExc_TypeError, "a key writer takes one operation");
+        return -1;
+    }
+    WriteState *st = (WriteState *)self->store;
+    if (st->blocked != NULL && st->blocked != Py_None) {
+        int b = PyObject_IsTrue(st->blocked);
+        if (b < 0) {
+            return -1;
+        }
+        if (b) {
+            PyObject *r = PyObject_CallMethodNoArgs(self->store, str_refuse);
+            if (r == NULL) {
+                return -1;
+            }
+            Py_DECREF(r);
+        }
+    }
+    *seq = 1;
+    PyObject *cur = PyDict_GetItemWithError(self->vv, self->node);
+    if (cur != NULL) {
+        *seq = PyLong_AsUnsignedLongLong(cur);
+        if (*seq == (unsigned long long)-1 && PyErr_Occurred()) {
+            return -1;
+        }
+        *seq += 1;
+    }
+    else if (PyErr_Occurred()) {
+        return -1;
+    }
+    return 0;
+}
+
+/* What every local write does last: count it towards the next snapshot. */
+static PyObject *
+end_write(KeyWriter *self)
+{
+    WriteState *st = (WriteState *)self->store;
+    if (++st->since_snapshot >= st->snapshot_every) {
+        return PyObject_CallMethodNoArgs(self->store, str_snapshot);
+    }
+    Py_RETURN_NONE;
+}
+
+/* log=False: no event, only the dot that last touched the key (for state shipping). */
+static PyObject *
+statewriter_call(PyObject *self_, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    KeyWriter *self = (KeyWriter *)self_;
+    unsigned long long seq;
+    if (begin_write(self, PyVectorcall_NARGS(nargsf), kwnames, &seq) < 0) {
+        return NULL;
+    }
+    WriteState *st = (WriteState *)self->store;
+    PyObject *seqo = PyLong_FromUnsignedLongLong(seq);
+    if (seqo == NULL) {
+        return NULL;
+    }
+    int err = PyDict_SetItem(self->vv, self->node, seqo);
+    if (err == 0 && (st->touched == NULL || !PyDict_Check(st->touched))) {
+        PyErr_SetString(PyExc_TypeError, "the store's _touched must be a dict");
+        err = -1;
+    }
+    if (err == 0) {
+        PyObject *touched = PyDict_GetItemWithError(st->touched, self->key);
+        if (touched != NULL) {
+            err = PyObject_SetItem(touched, self->node, seqo);
+        }
+        else if (PyErr_Occurred()) {
+            err = -1;
+        }
+        else {
+            PyObject *fresh = PyDict_New();
+            err = fresh == NULL ? -1 : PyDict_SetItem(fresh, self->node, seqo);
+            if (err == 0) {
+                err = PyDict_SetItem(st->touched, self->key, fresh);
+            }
+            Py_XDECREF(fresh);
+        }
+    }
+    Py_DECREF(seqo);
+    return err < 0 ? NULL : end_write(self);
+}
+
+static PyObject *
+keywriter_call(PyObject *self_, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    KeyWriter *self = (KeyWriter *)self_;
+    unsigned long long seq;
+    if (begin_write(self, PyVectorcall_NARGS(nargsf), kwnames, &seq) < 0) {
+        return NULL;
+    }
+    PyObject *op = args[0];
+    WriteState *st = (WriteState *)self->store;
+    unsigned long long ts;
+    if (next_timestamp(self, &ts) < 0) {
+        return NULL;
+    }
+    /* Read after the clock, which may run Python; encoded before anything moves, so a failed
+     * encoding leaves the state as it was (only the HLC moved on, harmlessly). */
+    PyObject *deps = st->deps != NULL ? st->deps : Py_None;
+    Py_INCREF(deps);
+    PyObject *body = encode_event(self, seq, ts, deps, op);
+    if (body == NULL) {
+        Py_DECREF(deps);
+        return NULL;
+    }
+    PyObject *seqo = PyLong_FromUnsignedLongLong(seq);
+    if (seqo == NULL) {
+        Py_DECREF(body);
+        Py_DECREF(deps);
+        return NULL;
+    }
+    int err;
+    if (self->events != NULL) {
+        err = PyList_Append(self->events, body);
+    }
+    else if (Py_IS_TYPE(self->put, &AppenderType)) {
+        err = appender_put((Appender *)self->put, body, self->node, seqo);
+    }
+    else {
+        PyObject *pargs[3] = {body, self->node, seqo};
+        PyObject *r = PyObject_Vectorcall(self->put, pargs, 3, NULL);
+        err = r == NULL ? -1 : 0;
+        Py_XDECREF(r);
+    }
+    Py_DECREF(body);
+    if (err == 0) {
+        err = PyDict_SetItem(self->vv, self->node, seqo);
+    }
+    Py_DECREF(seqo);
+    if (err == 0) {
+        int nonempty = PyDict_CheckExact(deps) ? PyDict_GET_SIZE(deps) > 0 : PyObject_IsTrue(deps);
+        if (nonempty < 0) {
+            err = -1;
+        }
+        else if (nonempty) {
+            PyObject *fresh = PyDict_New();
+            if (fresh == NULL) {
+                err = -1;
+            }
+            else {
+                Py_XSETREF(st->deps, fresh);
+            }
+        }
+    }
+    Py_DECREF(deps);
+    return err < 0 ? NULL : end_write(self);
+}
+
+static PyTypeObject KeyWriterType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "microstatedb._speedups.KeyWriter",
+    .tp_doc = "One key's local write path: op -> event in the log.",
+    .tp_basicsize = sizeof(KeyWriter),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_vectorcall_offset = offsetof(KeyWriter, vectorcall),
+    .tp_call = PyVectorcall_Call,
+    .tp_traverse = (traverseproc)keywriter_traverse,
+    .tp_clear = (inquiry)keywriter_clear,
+    .tp_dealloc = (destructor)keywriter_dealloc,
+};
+
+static PyObject *
+speedups_key_writer(PyObject *module, PyObject *args)
+{
+    PyObject *store, *key, *kind, *node, *vv, *hlc, *wall, *events, *put, *encode, *fmt;
+    if (!PyArg_ParseTuple(args, "O!UUUO!O!OOOOO:key_writer", &WriteStateType, &store, &key,
+                          &kind, &node, &PyDict_Type, &vv, &HLCStateType, &hlc, &wall,
+                          &events, &put, &encode, &fmt)) {
+        return NULL;
+    }
+    if ((events == Py_None) == (put == Py_None)) {
+        PyErr_SetString(PyExc_ValueError, "key_writer takes either a list of events or put");
+        return NULL;
+    }
+    if (events != Py_None && !PyList_CheckExact(events)) {
+        PyErr_SetString(PyExc_TypeError, "events must be a list");
+        return NULL;
+    }
+    KeyWriter *w = PyObject_GC_New(KeyWriter, &KeyWriterType);
+    if (w == NULL) {
+        return NULL;
+    }
+    w->vectorcall = keywriter_call;
+    w->store = Py_NewRef(store);
+    w->key = Py_NewRef(key);
+    w->kind = Py_NewRef(kind);
+    w->node = Py_NewRef(node);
+    w->vv = Py_NewRef(vv);
+    w->hlc = Py_NewRef(hlc);
+    w->wall = Py_NewRef(wall);
+    w->events = events == Py_None ? NULL : Py_NewRef(events);
+    w->put = put == Py_None ? NULL : Py_NewRef(put);
+    w->encode = Py_NewRef(encode);
+    w->fmt = Py_NewRef(fmt);
+    PyObject *head[2] = {fmt, node}, *mid[2] = {key, kind};
+    w->head = pre_encode(head, 2, 1);
+    w->mid = pre_encode(mid, 2, 0);
+    if (w->head == NULL || w->mid == NULL) {
+        Py_CLEAR(w->head);  /* every write takes the Python encoder, which says what is wrong */
+        Py_CLEAR(w->mid);
+        if (PyErr_Occurred()) {
+            Py_DECREF(w);
+            return NULL;
+        }
+    }
+    PyObject_GC_Track(w);
+    return (PyObject *)w;
+}
+
+static PyObject *
+speedups_state_writer(PyObject *module, PyObject *args)
+{
+    PyObject *store, *key, *node, *vv;
+    if (!PyArg_ParseTuple(args, "O!UUO!:state_writer", &WriteStateType, &store, &key, &node,
+                          &PyDict_Type, &vv)) {
+        return NULL;
+    }
+    KeyWriter *w = PyObject_GC_New(KeyWriter, &KeyWriterType);
+    if (w == NULL) {
+        return NULL;
+    }
+    memset(&w->store, 0, sizeof(KeyWriter) - offsetof(KeyWriter, store));
+    w->vectorcall = statewriter_call;
+    w->store = Py_NewRef(store);
+    w->key = Py_NewRef(key);
+    w->node = Py_NewRef(node);
+    w->vv = Py_NewRef(vv);
+    PyObject_GC_Track(w);
+    return (PyObject *)w;
+}
+
+/* ------------------------------------------------------------------- module */
+
+static PyMethodDef speedups_methods[] = {
+    {"pack", speedups_pack, METH_O,
+     "msgpack bytes of a value built from the msgpack core types, else None."},
+    {"key_writer", speedups_key_writer, METH_VARARGS,
+     "key_writer(store, key, kind, node, vv, hlc, wall, events, put, encode, fmt): the "
+     "write path of one key with a log; events is the in-memory log's list, else put is the "
+     "durable log's append(body, origin, seq)."},
+    {"state_writer", speedups_state_writer, METH_VARARGS,
+     "state_writer(store, key, node, vv): the write path of one key with log=False."},
+    {"appender", speedups_appender, METH_VARARGS,
+     "appender(log, bodies, origins, seqs, limit): EventLog.single_writer() compiled."},
+    {NULL},
+};
+
+static struct PyModuleDef speedups_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "microstatedb._speedups",
+    .m_doc = "The store's local write path, compiled.",
+    .m_size = -1,
+    .m_methods = speedups_methods,
+};
+
+PyMODINIT_FUNC
+PyInit__speedups(void)
+{
+    if (PyType_Ready(&HLCStateType) < 0 || PyType_Ready(&WriteStateType) < 0 ||
+        PyType_Ready(&KeyWriterType) < 0 || PyType_Ready(&AppenderType) < 0) {
+        return NULL;
+    }
+    str_tick = PyUnicode_InternFromString("tick");
+    str_refuse = PyUnicode_InternFromString("_refuse");
+    str_snapshot = PyUnicode_InternFromString("snapshot");
+    str_refusing = PyUnicode_InternFromString("_refusing");
+    str_check_open = PyUnicode_InternFromString("_check_open");
+    str_after_append = PyUnicode_InternFromString("_after_append");
+    str_end = PyUnicode_InternFromString("_end");
+    float_1000 = PyFloat_FromDouble(1000.0);
+    PyObject *time_mod = PyImport_ImportModule("time");
+    if (time_mod == NULL) {
+        return NULL;
+    }
+    time_time = PyObject_GetAttrString(time_mod, "time");
+    Py_DECREF(time_mod);
+    if (!str_tick || !str_refuse || !str_snapshot || !str_refusing || !str_check_open ||
+        !str_after_append || !str_end || !float_1000 || !time_time) {
+        return NULL;
+    }
+    PyObject *m = PyModule_Create(&speedups_module);
+    if (m == NULL) {
+        return NULL;
+    }
+    if (PyModule_AddObjectRef(m, "HLCState", (PyObject *)&HLCStateType) < 0 ||
+        PyModule_AddObjectRef(m, "WriteState", (PyObject *)&WriteStateType) < 0 ||
+        PyModule_AddObjectRef(m, "KeyWriter", (PyObject *)&KeyWriterType) < 0 ||
+        PyModule_AddObjectRef(m, "Appender", (PyObject *)&AppenderType) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

@@ -1,0 +1,371 @@
+"""The compiled write path writes what the Python one writes, byte for byte.
+
+``microstatedb._speedups`` replaces three Python closures: a key's write path with a log, the
+same without one (``log=False``) and the durable log's lock-free append. Each Python
+original stays in the code behind a class attribute (``Store._native``, ``EventLog._native``);
+these tests run both on the same operations under the same clock and compare everything
+the write path touches.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import microstatedb as msdb
+from microstatedb import _speedups
+from microstatedb.clock import LOGICAL_BITS, ManualClock
+from microstatedb.codec import EVENT_FORMAT, pack_trusted, packb
+from microstatedb.errors import InvalidOperation, StoreClosed
+from microstatedb.log import EventLog
+
+
+class PyStore(msdb.Store):
+    _native = False
+
+
+class PyLog(EventLog):
+    _native = False
+
+
+# --------------------------------------------------------------------------- the encoder
+
+_leaves = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.sampled_from([0, 127, 128, 255, 256, 65535, 65536, 2**32 - 1, 2**32, 2**64 - 1, 2**64])
+    | st.sampled_from([-1, -32, -33, -128, -129, -32768, -32769, -(2**31), -(2**31) - 1])
+    | st.sampled_from([-(2**63), -(2**63) - 1])
+    | st.floats(allow_nan=True)
+    | st.text()
+    | st.text(min_size=30, max_size=300)
+    | st.binary()
+    | st.binary(min_size=250, max_size=300)
+)
+_values = st.recursive(
+    _leaves,
+    lambda inner: (
+        st.lists(inner, max_size=20)
+        | st.lists(inner, max_size=20).map(tuple)
+        | st.dictionaries(st.text() | st.integers(), inner, max_size=20)
+    ),
+    max_leaves=60,
+)
+
+
+def _in_core(v: Any, depth: int = 0) -> bool:
+    """Whether the compiled encoder takes ``v`` itself (else it defers to the Python one)."""
+    if depth > 32:
+        return False
+    if type(v) is int:
+        return -(2**63) <= v < 2**64
+    if type(v) is str:
+        try:
+            v.encode()
+        except UnicodeEncodeError:
+            return False
+        return True
+    if type(v) in (list, tuple):
+        return all(_in_core(x, depth + 1) for x in v)
+    if type(v) is dict:
+        return all(_in_core(k, depth + 1) and _in_core(x, depth + 1) for k, x in v.items())
+    return v is None or type(v) in (bool, float, bytes)
+
+
+@settings(max_examples=400)
+@given(_values)
+def test_pack_writes_msgpacks_bytes_or_defers(v: Any) -> None:
+    out = _speedups.pack(v)
+    if _in_core(v):
+        assert out == packb(v)
+    else:
+        assert out is None
+
+
+def _nested(depth: int) -> list[Any]:
+    v: list[Any] = [1]
+    for _ in range(depth):
+        v = [v]
+    return v
+
+
+@pytest.mark.parametrize(
+    "v",
+    [
+        "\ud800",  # a lone surrogate has no UTF-8
+        {1, 2},  # msgspec encodes sets; packb does not
+        int,  # a type object
+        _nested(34),  # deeper than the compiled encoder goes
+        type("Str", (str,), {})("subclass"),
+    ],
+)
+def test_pack_defers_what_is_outside_the_core(v: Any) -> None:
+    assert _speedups.pack(v) is None
+
+
+def test_pack_takes_long_strings_and_big_containers() -> None:
+    for v in ["é" * 40_000, b"x" * 70_000, list(range(70_000)), {str(i): i for i in range(20)}]:
+        assert _speedups.pack(v) == packb(v)
+
+
+# ------------------------------------------------------------------- the store write path
+
+_ops = st.lists(
+    st.tuples(
+        st.sampled_from(["inc", "dec", "reg", "mv", "add", "rm", "map", "unmap", "remote", "tick"]),
+        st.integers(0, 3),
+        st.integers(0, 300),
+    ),
+    max_size=40,
+)
+
+
+def _run(cls: type[msdb.Store], ops: list[tuple[str, int, int]], **options: Any) -> msdb.Store:
+    clock = ManualClock(1_700_000_000.0)
+    store = cls("a", clock=clock, snapshot_every=7, **options)
+    other = cls("b", clock=clock)
+    for what, k, n in ops:
+        key = f"k{k}"
+        if what == "inc":
+            store.counter(f"c-{key}").increment(n)
+        elif what == "dec":
+            store.counter(f"c-{key}").decrement(n)
+        elif what == "reg":
+            store.register(f"r-{key}").set({"n": n, "tags": ["x"] * (n % 3), "f": n / 7})
+        elif what == "mv":
+            store.mvregister(f"m-{key}").set(n)
+        elif what == "add":
+            store.set(f"s-{key}").add(n % 5)
+        elif what == "rm" and n % 5 in store.set(f"s-{key}"):
+            store.set(f"s-{key}").remove(n % 5)
+        elif what == "map":
+            store.map(f"p-{key}").counter(str(n % 4)).increment(1)
+        elif what == "unmap" and str(n % 4) in store.map(f"p-{key}"):
+            store.map(f"p-{key}").remove(str(n % 4))
+        elif what == "remote":  # gives the next local event deps
+            other.counter("c-remote").increment(n + 1)
+            store.apply(other.events_since(dict(store._vv)))
+        elif what == "tick":
+            if k:  # within a millisecond or to a later one
+                clock.advance(n / 100_000 * k)
+            else:  # the wall clock jumps back
+                clock.set_wall(clock.now() - n)
+    other.close()
+    return store
+
+
+def _compare(a: msdb.Store, b: msdb.Store) -> None:
+    assert a._vv == b._vv
+    assert a._deps == b._deps
+    assert a._touched == b._touched
+    assert a._since_snapshot == b._since_snapshot
+    assert a._hlc.last == b._hlc.last
+    assert {k: o.value for k, o in a._objs.items()} == {k: o.value for k, o in b._objs.items()}
+    assert list(a._log.read(a._log.first_position)) == list(b._log.read(b._log.first_position))
+
+
+@settings(max_examples=60, deadline=None)
+@given(_ops)
+def test_in_memory_writes_match_the_python_path_byte_for_byte(ops: list[Any]) -> None:
+    native, python = _run(msdb.Store, ops), _run(PyStore, ops)
+    _compare(native, python)
+    assert native._log.encoded_events() == python._log.encoded_events()
+
+
+@settings(max_examples=30, deadline=None)
+@given(_ops)
+def test_state_only_writes_match_the_python_path(ops: list[Any]) -> None:
+    _compare(_run(msdb.Store, ops, log=False), _run(PyStore, ops, log=False))
+
+
+@settings(max_examples=15, deadline=None)
+@given(ops=_ops)
+def test_durable_writes_match_the_python_path(
+    tmp_path_factory: pytest.TempPathFactory, ops: list[Any]
+) -> None:
+    stores = []
+    for cls in (msdb.Store, PyStore):
+        stores.append(_run(cls, ops, path=tmp_path_factory.mktemp("s"), durability="batch"))
+        stores[-1].flush()
+    _compare(*stores)
+
+
+def test_the_real_clock_gives_increasing_timestamps_near_the_wall() -> None:
+    store = msdb.Store("a")
+    assert type(store.counter("c").on_change) is _speedups.KeyWriter
+    before = int(time.time() * 1000)
+    for _ in range(5000):
+        store.counter("c").increment(1)
+    after = int(time.time() * 1000)
+    stamps = [e.hlc for e in store._log.read()]
+    assert stamps == sorted(set(stamps))
+    assert before <= stamps[0] >> LOGICAL_BITS <= stamps[-1] >> LOGICAL_BITS <= after
+    assert store._hlc.last == stamps[-1]
+
+
+def test_a_wall_clock_that_returns_ints_and_jumps_back() -> None:
+    clock = ManualClock(1_700_000_000.0)
+    store = msdb.Store("a", clock=clock)
+    reads = iter([1_700_000_000, 1_700_000_000, 1_600_000_000, 1_700_000_001])
+    store._hlc.wall = lambda: next(reads)
+    counter = store.counter("c")  # the writer binds the clock's read when the key is made
+    for _ in range(4):
+        counter.increment(1)
+    stamps = [e.hlc for e in store._log.read()]
+    assert stamps == [
+        1_700_000_000_000 << LOGICAL_BITS,
+        (1_700_000_000_000 << LOGICAL_BITS) + 1,
+        (1_700_000_000_000 << LOGICAL_BITS) + 2,  # the wall went back: the HLC did not
+        1_700_000_001_000 << LOGICAL_BITS,
+    ]
+
+
+def test_a_failing_clock_or_encoding_leaves_the_state_as_it_was() -> None:
+    store = msdb.Store("a")
+    counter = store.counter("c")
+    counter.increment(1)
+    store._hlc.wall = lambda: math.inf
+    counter2 = store.counter("c2")
+    with pytest.raises(OverflowError):
+        counter2.increment(1)
+    store._hlc.wall = lambda: "not a time"
+    counter3 = store.counter("c3")
+    with pytest.raises(TypeError):
+        counter3.increment(1)
+    assert store._vv == {"a": 1}
+    assert [e.key for e in store._log.read()] == ["c"]
+    writer = store.counter("c").on_change
+    with pytest.raises(TypeError, match="unsupported"):
+        writer(object())  # not a CRDT op: the Python encoder says why, nothing is logged
+    assert store._vv == {"a": 1}
+
+
+def test_a_key_the_encoder_cannot_take_fails_on_write_like_the_python_path() -> None:
+    for cls in (msdb.Store, PyStore):
+        store = cls("a")
+        counter = store.counter("bad-\ud800")
+        with pytest.raises(UnicodeEncodeError, match="surrogates"):
+            counter.increment(1)
+        assert store._vv == {}
+
+
+def test_writes_to_a_closed_store_are_refused_by_both_paths(tmp_path: Path) -> None:
+    for cls in (msdb.Store, PyStore):
+        for options in ({}, {"log": False}, {"path": tmp_path / cls.__name__}):
+            store = cls("a", **options)  # type: ignore[arg-type]
+            counter = store.counter("c")
+            counter.increment(1)
+            store.close()
+            with pytest.raises(StoreClosed):
+                counter.increment(1)
+
+
+def test_writes_after_lost_own_events_are_refused() -> None:
+    store = msdb.Store("a")
+    counter = store.counter("c")
+    store._blocked = "own events were lost; resync from peers first"
+    with pytest.raises(InvalidOperation, match="resync"):
+        counter.increment(1)
+    assert store._vv == {}
+
+
+def test_a_writer_takes_exactly_one_positional_operation() -> None:
+    store = msdb.Store("a")
+    writer = store.counter("c").on_change
+    with pytest.raises(TypeError, match="one operation"):
+        writer()
+    with pytest.raises(TypeError, match="one operation"):
+        writer([{}, {}, {}, {}], extra=1)
+    state_writer = msdb.Store("b", log=False).counter("c").on_change
+    with pytest.raises(TypeError, match="one operation"):
+        state_writer(1, 2)
+
+
+def test_key_writer_checks_its_sinks() -> None:
+    store = msdb.Store("a")
+    args = (store, "k", "counter", "a", {}, store._hlc, time.time)
+    with pytest.raises(ValueError, match="either"):
+        _speedups.key_writer(*args, None, None, pack_trusted, EVENT_FORMAT)
+    with pytest.raises(ValueError, match="either"):
+        _speedups.key_writer(*args, [], print, pack_trusted, EVENT_FORMAT)
+    with pytest.raises(TypeError, match="list"):
+        _speedups.key_writer(*args, (), None, pack_trusted, EVENT_FORMAT)
+    with pytest.raises(TypeError):
+        _speedups.key_writer(object(), *args[1:], [], None, pack_trusted, EVENT_FORMAT)
+
+
+def test_a_python_sink_is_called_with_body_origin_and_seq() -> None:
+    store = msdb.Store("a")
+    seen: list[tuple[bytes, str, int]] = []
+    writer = _speedups.key_writer(
+        store, "k", "counter", "a", store._vv, store._hlc, time.time, None,
+        lambda *a: seen.append(a), pack_trusted, EVENT_FORMAT,
+    )  # fmt: skip
+    writer([{"a": 1}, {}, {}, {}])
+    writer([{"a": 2}, {}, {}, {}])
+    assert [(o, s) for _, o, s in seen] == [("a", 1), ("a", 2)]
+    assert seen[0][0][:1] == b"\x98"
+
+
+def test_snapshots_are_taken_by_the_compiled_path_too() -> None:
+    store = msdb.Store("a", snapshot_every=10)
+    for _ in range(25):
+        store.counter("c").increment(1)
+    assert store._snapshots == 2
+    assert store._since_snapshot == 5
+
+
+# --------------------------------------------------------------- the durable log's append
+
+
+@pytest.mark.parametrize("cls", [EventLog, PyLog])
+def test_both_appenders_refuse_after_close(cls: type[EventLog], tmp_path: Path) -> None:
+    log = cls(tmp_path, durability="none")
+    put = log.single_writer()
+    assert (type(put) is _speedups.Appender) == (cls is EventLog)
+    body = pack_trusted((EVENT_FORMAT, "a", 1, 1, {}, "k", "counter", [1]))
+    put(body, "a", 1)
+    log.close()
+    with pytest.raises(StoreClosed):
+        put(body, "a", 2)
+    with EventLog(tmp_path) as again:
+        assert [e.dot for e in again.read()] == [("a", 1)]
+
+
+def test_the_compiled_appender_commits_when_its_buffer_fills(tmp_path: Path) -> None:
+    with EventLog(tmp_path, durability="none") as log:
+        put = log.single_writer()
+        with pytest.raises(TypeError, match="body, origin, seq"):
+            put(b"")
+        for seq in range(1, 3000):
+            put(pack_trusted((EVENT_FORMAT, "a", seq, seq, {}, "k", "counter", [seq])), "a", seq)
+        assert len(log._seqs) < 1024  # a full 'none' buffer is handed to the writer thread
+    with EventLog(tmp_path) as log:
+        assert log.next_position == 2999
+
+
+def test_the_write_path_holds_no_reference_cycles_it_cannot_free() -> None:
+    import gc
+    import weakref
+
+    store = msdb.Store("a")
+    store.counter("c").increment(1)
+    ref = weakref.ref(store)
+    del store
+    gc.collect()
+    assert ref() is None
+
+
+def test_the_extension_is_built() -> None:
+    # The packaged library ships it; a build without a compiler falls back to Python.
+    assert msdb.Store._native
+    assert EventLog._native
+    assert sys.modules["microstatedb._speedups"] is _speedups
