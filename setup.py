@@ -7,7 +7,7 @@ setup(
         Extension(
             "microstatedb._speedups",
             ["src/microstatedb/_speedups.c"],
-            extra_compile_args=["-O2", "-Wall", "-Werror=implicit-function-declaration"],
+            extra_compile_args=["-Wall", "-Werror=implicit-function-declaration"],
         )
     ]
 )

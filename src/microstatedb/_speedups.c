@@ -170,6 +170,11 @@ put_be(char *p, unsigned long long v, int n)
 static inline int
 put_head(Buf *b, unsigned char tag, unsigned long long v, int n)
 {
+    if (n == 0) {
+        RESERVE(b, 1);
+        b->p[b->len++] = (char)tag;
+        return 0;
+    }
     RESERVE(b, 1 + n);
     b->p[b->len] = (char)tag;
     put_be(b->p + b->len + 1, v, n);
@@ -195,7 +200,7 @@ pack_uint(Buf *b, unsigned long long v)
     return put_head(b, 0xcf, v, 8);
 }
 
-static int
+static inline int
 pack_int(Buf *b, PyObject *o)
 {
 #if PY_VERSION_HEX < 0x030C0000
@@ -239,7 +244,7 @@ pack_int(Buf *b, PyObject *o)
     return put_head(b, 0xd3, (unsigned long long)v, 8);
 }
 
-static int
+static inline int
 pack_raw(Buf *b, const char *data, Py_ssize_t n, int is_str)
 {
     int r;
@@ -283,7 +288,7 @@ pack_raw(Buf *b, const char *data, Py_ssize_t n, int is_str)
     return 0;
 }
 
-static int
+static inline int
 pack_container_head(Buf *b, Py_ssize_t n, unsigned char fix, unsigned char t16,
                     unsigned char t32)
 {
@@ -345,7 +350,13 @@ pack_obj(Buf *b, PyObject *o, int depth)
     }
     if (t == &PyDict_Type) {
         /* A dict changed during encoding could not happen here: nothing below runs Python. */
-        int r = pack_container_head(b, PyDict_GET_SIZE(o), 0x80, 0xde, 0xdf);
+        Py_ssize_t n = PyDict_GET_SIZE(o);
+        if (n == 0) {  /* the common case in CRDT deltas: no iteration */
+            RESERVE(b, 1);
+            b->p[b->len++] = (char)0x80;
+            return 0;
+        }
+        int r = pack_container_head(b, n, 0x80, 0xde, 0xdf);
         Py_ssize_t pos = 0;
         PyObject *k, *v;
         while (r == 0 && PyDict_Next(o, &pos, &k, &v)) {
@@ -592,7 +603,7 @@ keywriter_dealloc(KeyWriter *self)
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
-static int
+static inline int
 put_bytes(Buf *b, PyObject *bytes)
 {
     Py_ssize_t n = PyBytes_GET_SIZE(bytes);
