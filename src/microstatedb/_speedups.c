@@ -203,13 +203,6 @@ pack_uint(Buf *b, unsigned long long v)
 static inline int
 pack_int(Buf *b, PyObject *o)
 {
-#if PY_VERSION_HEX < 0x030C0000
-    /* CPython 3.11's layout: an int of at most one 30-bit digit is its sign and digit. */
-    Py_ssize_t size = Py_SIZE(o);
-    if (size == 0 || size == 1) {
-        return pack_uint(b, size ? ((PyLongObject *)o)->ob_digit[0] : 0);
-    }
-#endif
     int overflow;
     long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
     if (overflow > 0) {
@@ -309,6 +302,9 @@ static int pack_obj(Buf *b, PyObject *o, int depth);
 static int
 pack_seq(Buf *b, PyObject *const *items, Py_ssize_t n, int depth)
 {
+    if (depth >= MAX_DEPTH) {
+        return UNSUPPORTED;
+    }
     int r = pack_container_head(b, n, 0x90, 0xdc, 0xdd);
     for (Py_ssize_t i = 0; r == 0 && i < n; i++) {
         r = pack_obj(b, items[i], depth + 1);
@@ -317,19 +313,32 @@ pack_seq(Buf *b, PyObject *const *items, Py_ssize_t n, int depth)
 }
 
 static int
-pack_obj(Buf *b, PyObject *o, int depth)
+pack_dict(Buf *b, PyObject *o, int depth)
 {
-    if (depth > MAX_DEPTH) {
+    if (depth >= MAX_DEPTH) {
         return UNSUPPORTED;
     }
+    /* A dict changed during encoding could not happen here: nothing below runs Python. */
+    int r = pack_container_head(b, PyDict_GET_SIZE(o), 0x80, 0xde, 0xdf);
+    Py_ssize_t pos = 0;
+    PyObject *k, *v;
+    while (r == 0 && PyDict_Next(o, &pos, &k, &v)) {
+        r = pack_obj(b, k, depth + 1);
+        if (r == 0) {
+            r = pack_obj(b, v, depth + 1);
+        }
+    }
+    return r;
+}
+
+/* The rarer types, out of line so that pack_obj stays small. */
+static int
+pack_other(Buf *b, PyObject *o, int depth)
+{
     PyTypeObject *t = Py_TYPE(o);
     if (t == &PyUnicode_Type) {
         Py_ssize_t n;
-        const char *s;
-        if (PyUnicode_IS_COMPACT_ASCII(o)) {  /* ASCII is its own UTF-8 */
-            return pack_raw(b, (const char *)(((PyASCIIObject *)o) + 1), PyUnicode_GET_LENGTH(o), 1);
-        }
-        s = PyUnicode_AsUTF8AndSize(o, &n);
+        const char *s = PyUnicode_AsUTF8AndSize(o, &n);
         if (s == NULL) {  /* lone surrogates: the Python encoder says what is wrong */
             PyErr_Clear();
             return UNSUPPORTED;
@@ -339,39 +348,20 @@ pack_obj(Buf *b, PyObject *o, int depth)
     if (t == &PyLong_Type) {
         return pack_int(b, o);
     }
-    if (o == Py_None) {
-        return put_head(b, 0xc0, 0, 0);
-    }
-    if (o == Py_True) {
-        return put_head(b, 0xc3, 0, 0);
-    }
-    if (o == Py_False) {
-        return put_head(b, 0xc2, 0, 0);
-    }
     if (t == &PyDict_Type) {
-        /* A dict changed during encoding could not happen here: nothing below runs Python. */
-        Py_ssize_t n = PyDict_GET_SIZE(o);
-        if (n == 0) {  /* the common case in CRDT deltas: no iteration */
-            RESERVE(b, 1);
-            b->p[b->len++] = (char)0x80;
-            return 0;
-        }
-        int r = pack_container_head(b, n, 0x80, 0xde, 0xdf);
-        Py_ssize_t pos = 0;
-        PyObject *k, *v;
-        while (r == 0 && PyDict_Next(o, &pos, &k, &v)) {
-            r = pack_obj(b, k, depth + 1);
-            if (r == 0) {
-                r = pack_obj(b, v, depth + 1);
-            }
-        }
-        return r;
+        return pack_dict(b, o, depth);
     }
     if (t == &PyList_Type) {
         return pack_seq(b, ((PyListObject *)o)->ob_item, PyList_GET_SIZE(o), depth);
     }
     if (t == &PyTuple_Type) {
         return pack_seq(b, ((PyTupleObject *)o)->ob_item, PyTuple_GET_SIZE(o), depth);
+    }
+    if (o == Py_True) {
+        return put_head(b, 0xc3, 0, 0);
+    }
+    if (o == Py_False) {
+        return put_head(b, 0xc2, 0, 0);
     }
     if (t == &PyFloat_Type) {
         double d = PyFloat_AS_DOUBLE(o);
@@ -383,6 +373,52 @@ pack_obj(Buf *b, PyObject *o, int depth)
         return pack_raw(b, PyBytes_AS_STRING(o), PyBytes_GET_SIZE(o), 0);
     }
     return UNSUPPORTED;
+}
+
+/* One value. The types CRDT deltas are made of (short ASCII strings, small ints, None,
+ * empty containers) take a few instructions each; everything else goes out of line. */
+static int
+pack_obj(Buf *b, PyObject *o, int depth)
+{
+    PyTypeObject *t = Py_TYPE(o);
+    if (t == &PyUnicode_Type && PyUnicode_IS_COMPACT_ASCII(o)) {  /* ASCII is its own UTF-8 */
+        Py_ssize_t n = PyUnicode_GET_LENGTH(o);
+        if (n < 32) {
+            RESERVE(b, 1 + n);
+            char *p = b->p + b->len;
+            p[0] = (char)(0xa0 | n);
+            memcpy(p + 1, ((PyASCIIObject *)o) + 1, n);
+            b->len += 1 + n;
+            return 0;
+        }
+        return pack_raw(b, (const char *)(((PyASCIIObject *)o) + 1), n, 1);
+    }
+    unsigned char one;
+    if (t == &PyLong_Type) {
+#if PY_VERSION_HEX < 0x030C0000
+        /* CPython 3.11's layout: an int of at most one 30-bit digit is its sign and digit. */
+        Py_ssize_t size = Py_SIZE(o);
+        if (size == 0 || size == 1) {
+            return pack_uint(b, size ? ((PyLongObject *)o)->ob_digit[0] : 0);
+        }
+#endif
+        return pack_int(b, o);
+    }
+    else if (t == &PyDict_Type && PyDict_GET_SIZE(o) == 0) {
+        one = 0x80;
+    }
+    else if (t == &PyList_Type && PyList_GET_SIZE(o) == 0) {
+        one = 0x90;
+    }
+    else if (o == Py_None) {
+        one = 0xc0;
+    }
+    else {
+        return pack_other(b, o, depth);
+    }
+    RESERVE(b, 1);
+    b->p[b->len++] = (char)one;
+    return 0;
 }
 
 static PyObject *
@@ -412,6 +448,7 @@ typedef struct {
     PyObject_HEAD
     vectorcallfunc vectorcall;
     PyObject *log;
+    PyObject *ns;       /* log.__dict__ */
     PyObject *bodies;
     PyObject *origins;
     PyObject *seqs;
@@ -424,6 +461,7 @@ static int
 appender_traverse(Appender *self, visitproc visit, void *arg)
 {
     Py_VISIT(self->log);
+    Py_VISIT(self->ns);
     Py_VISIT(self->bodies);
     Py_VISIT(self->origins);
     Py_VISIT(self->seqs);
@@ -434,6 +472,7 @@ static int
 appender_clear(Appender *self)
 {
     Py_CLEAR(self->log);
+    Py_CLEAR(self->ns);
     Py_CLEAR(self->bodies);
     Py_CLEAR(self->origins);
     Py_CLEAR(self->seqs);
@@ -451,8 +490,13 @@ appender_dealloc(Appender *self)
 static int
 appender_put(Appender *self, PyObject *body, PyObject *origin, PyObject *seq)
 {
-    PyObject *refusing = PyObject_GetAttr(self->log, str_refusing);
-    if (refusing == NULL) {
+    /* log._refusing, read from the log's own namespace: a generic attribute lookup cost more
+     * than the three appends */
+    PyObject *refusing = PyDict_GetItemWithError(self->ns, str_refusing);
+    if (refusing != NULL) {
+        Py_INCREF(refusing);
+    }
+    else if (PyErr_Occurred() || (refusing = PyObject_GetAttr(self->log, str_refusing)) == NULL) {
         return -1;
     }
     int r = PyObject_IsTrue(refusing);
@@ -521,11 +565,17 @@ speedups_appender(PyObject *module, PyObject *args)
                           &origins, &PyList_Type, &seqs, &limit)) {
         return NULL;
     }
+    PyObject *ns = PyObject_GenericGetDict(log, NULL);
+    if (ns == NULL) {
+        return NULL;
+    }
     Appender *a = PyObject_GC_New(Appender, &AppenderType);
     if (a == NULL) {
+        Py_DECREF(ns);
         return NULL;
     }
     a->vectorcall = appender_call;
+    a->ns = ns;
     a->log = Py_NewRef(log);
     a->bodies = Py_NewRef(bodies);
     a->origins = Py_NewRef(origins);

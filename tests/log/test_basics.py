@@ -202,6 +202,28 @@ def test_durable_read_by_origin_skips_segments(tmp_path: Path) -> None:
         assert list(log.read_origin("nobody")) == []
 
 
+@pytest.mark.parametrize("n_origins", [1, 3, 40])
+def test_each_segment_knows_the_largest_seq_of_every_origin(tmp_path: Path, n_origins: int) -> None:
+    # One origin, a few (a scan per origin) and many (a sort): the index read_origin uses to
+    # skip segments must hold each origin's largest seq per segment, whatever the order.
+    from .helpers import ev
+
+    origins = [f"n{i:02d}" for i in range(n_origins)]
+    events = [ev(o, s) for s in range(1, 31) for o in origins]
+    with EventLog(tmp_path, segment_bytes=2048) as log:
+        log.append_many(events[: len(events) // 2])
+        log.append_many(events[len(events) // 2 :])
+        log.flush()
+        for seg in log._segments:
+            held = events[seg.first : seg.end]
+            expect: dict[str, int] = {}
+            for e in held:
+                expect[e.origin] = max(expect.get(e.origin, 0), e.seq)
+            assert seg.origins == expect
+        for o in origins:
+            assert [e.seq for e in log.read_origin(o, 27)] == [28, 29, 30]
+
+
 def test_an_event_bigger_than_a_segment_gets_its_own(tmp_path: Path) -> None:
     big = ev("a", 2, "x" * 5000)
     with EventLog(tmp_path, segment_bytes=1024) as log:

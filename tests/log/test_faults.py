@@ -303,3 +303,27 @@ def test_a_commit_between_a_writers_appends_takes_only_whole_events(tmp_path: Pa
         assert log.next_position == 3
         assert [e.dot for e in log.read()] == [("a", 1), ("a", 2), ("b", 1)]
         assert [e.seq for e in log.read_origin("a", 1)] == [2]
+
+
+def test_a_short_writev_is_finished_byte_by_byte(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # writev may write less than asked (a signal, a nearly full disk); the rest must follow
+    # in order, or the frame is torn while the log goes on as if it were whole.
+    real = _log.os.writev
+    shorts = []
+
+    def short_writev(fd: int, parts: list[bytes]) -> int:
+        data = b"".join(parts)
+        shorts.append(len(data))
+        return real(fd, [data[: len(data) // 3]])
+
+    monkeypatch.setattr(_log.os, "writev", short_writev)
+    with EventLog(tmp_path, durability="none") as log:
+        log.append_many([ev("a", i) for i in range(1, 401)])
+        log.flush()
+    monkeypatch.undo()
+    assert shorts  # the short path ran
+    with EventLog(tmp_path) as log:
+        assert [e.seq for e in log.read()] == list(range(1, 401))
+        assert log.recovery.torn_bytes == 0

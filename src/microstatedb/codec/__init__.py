@@ -1,6 +1,6 @@
 """Encoding: events and messages as msgpack, blake3 checksums, canonical form for digests."""
 
-from microstatedb.codec._checksum import checksum, digest_of, keyed_mac
+from microstatedb.codec._checksum import checksum, checksum_of_parts, digest_of, keyed_mac
 from microstatedb.codec._envelope import (
     ENVELOPE_VERSION,
     open_envelope,
@@ -23,6 +23,7 @@ __all__ = [
     "Event",
     "canonical",
     "checksum",
+    "checksum_of_parts",
     "decode_event",
     "decode_events",
     "digest_of",

@@ -10,6 +10,13 @@ def checksum(data: bytes, length: int = 8) -> bytes:
     return blake3(data).digest(length)
 
 
+def checksum_of_parts(first: bytes, second: bytes, length: int = 8) -> bytes:
+    """``checksum(first + second)`` without building the concatenation."""
+    h = blake3(first)
+    h.update(second)
+    return h.digest(length)
+
+
 def digest_of(data: bytes) -> bytes:
     """A full 32-byte blake3 digest, for identities (snapshots, state digests)."""
     return blake3(data).digest()

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import zstandard
 
-from microstatedb.codec import checksum
+from microstatedb.codec import checksum, checksum_of_parts
 from microstatedb.errors import CorruptData, TornWrite
 
 SEGMENT_FORMAT = 2
@@ -78,8 +78,14 @@ def decode_header(data: bytes, path: str) -> tuple[int, int]:
 
 def encode_frame(body: bytes) -> bytes:
     """Frame one body: an encoded event or ``batch_body`` of several."""
+    return frame_head(body) + body
+
+
+def frame_head(body: bytes) -> bytes:
+    """What precedes ``body`` in its frame: length and checksum (a writer that writes the two
+    apart saves copying the body)."""
     size = _LEN.pack(len(body))
-    return size + checksum(size + body) + body
+    return size + checksum_of_parts(size, body)
 
 
 def batch_body(events: list[bytes]) -> bytes:
@@ -94,7 +100,7 @@ def batch_body(events: list[bytes]) -> bytes:
         if n < 1 << 16
         else _ARRAY32.pack(0xDD, n)
     )
-    return head + b"".join(events)
+    return b"".join([head, *events])  # one copy of the events, not two
 
 
 def _frame_at(data: bytes, offset: int) -> int:
@@ -107,7 +113,10 @@ def _frame_at(data: bytes, offset: int) -> int:
     if size == 0 or size > MAX_BODY or stop > end:
         return -1
     body = data[offset + FRAME_OVERHEAD : stop]
-    if checksum(data[offset : offset + 4] + body) != data[offset + 4 : offset + FRAME_OVERHEAD]:
+    if (
+        checksum_of_parts(data[offset : offset + 4], body)
+        != data[offset + 4 : offset + FRAME_OVERHEAD]
+    ):
         return -1
     return FRAME_OVERHEAD + size
 

@@ -67,8 +67,8 @@ from microstatedb.log._format import (
     compress,
     decode_header,
     decompress,
-    encode_frame,
     encode_header,
+    frame_head,
     iter_frames,
     salvage_frames,
     salvage_zstd,
@@ -193,6 +193,9 @@ def _seal_loop(
         if log is None:
             return
         del log
+
+
+_IOV_MAX = 1024  # buffers per writev: IOV_MAX on Linux and the BSDs
 
 
 def _array_header(n: int) -> int:
@@ -524,9 +527,9 @@ class EventLog:
                     seg = self._roll()
                     continue
                 m = i + 1
-            frame = encode_frame(batch_body(bodies[i:m]))
-            frames.append(frame)
-            seg.size += len(frame)
+            body = batch_body(bodies[i:m])
+            frames += (frame_head(body), body)
+            seg.size += FRAME_OVERHEAD + len(body)
             seg.count += m - i
             i = m
         self._finish(seg, frames, origins[first:], seqs[first:])
@@ -537,6 +540,14 @@ class EventLog:
         self._write_out(frames)
         seg.disk_bytes = seg.size
         top = seg.origins
+        if not origins:
+            return
+        first = origins[0]
+        if origins.count(first) == len(origins):  # a store's own writes: one origin
+            seq = max(seqs)
+            if seq > top.get(first, 0):
+                top[first] = seq
+            return
         distinct = set(origins)
         if len(distinct) <= _SCAN_ORIGINS:
             # one C-level pass per origin (a store's own writes: one origin, one pass)
@@ -550,10 +561,16 @@ class EventLog:
             if seq > top.get(origin, 0):
                 top[origin] = seq
 
-    def _write_out(self, chunk: list[bytes]) -> None:
-        view = memoryview(b"".join(chunk))
-        while view:
-            view = view[os.write(self._fd, view) :]
+    def _write_out(self, parts: list[bytes]) -> None:
+        # writev: the frames' parts go to the file without being joined into one copy first
+        for i in range(0, len(parts), _IOV_MAX):
+            group = parts[i : i + _IOV_MAX]
+            done = os.writev(self._fd, group)
+            want = sum(map(len, group))
+            if done < want:  # a short write (a signal, a full disk): the rest byte-wise
+                view = memoryview(b"".join(group))[done:]
+                while view:
+                    view = view[os.write(self._fd, view) :]
 
     def _roll(self) -> _Segment:
         """Close the active segment and start the next one. Caller holds ``_io_lock``."""
