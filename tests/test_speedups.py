@@ -395,3 +395,14 @@ print("ok")
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
+
+
+def test_a_sequence_number_past_msgpacks_range_is_refused_by_both_paths() -> None:
+    for cls in (msdb.Store, PyStore):
+        store = cls("a")
+        counter = store.counter("c")
+        store._vv["a"] = 2**64 - 1
+        with pytest.raises(OverflowError):
+            counter.increment(1)
+        assert store._vv["a"] == 2**64 - 1
+        assert list(store._log.read()) == []

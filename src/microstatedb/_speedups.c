@@ -788,7 +788,10 @@ begin_write(KeyWriter *self, Py_ssize_t nargs, PyObject *kwnames, unsigned long 
     PyObject *cur = PyDict_GetItemWithError(self->vv, self->node);
     if (cur != NULL) {
         *seq = PyLong_AsUnsignedLongLong(cur);
-        if (*seq == (unsigned long long)-1 && PyErr_Occurred()) {
+        if (*seq == (unsigned long long)-1) {  /* msgpack's largest uint: no next seq */
+            if (!PyErr_Occurred()) {
+                PyErr_SetString(PyExc_OverflowError, "the sequence number exceeds 2**64 - 1");
+            }
             return -1;
         }
         *seq += 1;
