@@ -53,8 +53,9 @@ def test_bad_node_id(bad: object) -> None:
 def test_bad_settings() -> None:
     with pytest.raises(ConfigurationError, match="durability"):
         msdb.Store("a", durability="sometimes")
-    with pytest.raises(ConfigurationError, match="snapshot_every"):
-        msdb.Store("a", snapshot_every=0)
+    for every in (0, 2**63, 2.5, True):
+        with pytest.raises(ConfigurationError, match="snapshot_every"):
+            msdb.Store("a", snapshot_every=every)  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match="key"):
         msdb.Store("a", key=b"short")
     with pytest.raises(ConfigurationError, match="keys"):
