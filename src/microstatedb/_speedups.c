@@ -421,21 +421,30 @@ pack_obj(Buf *b, PyObject *o, int depth)
     return 0;
 }
 
+/* Values encoded one after another as bytes (after an 8-element array header if asked), or
+ * NULL with no exception if one of them needs the Python encoder. */
 static PyObject *
-speedups_pack(PyObject *module, PyObject *o)
+pack_fields(PyObject *const *fields, Py_ssize_t n, int with_header)
 {
     Buf b;
     buf_init(&b);
-    int r = pack_obj(&b, o, 0);
-    PyObject *out = NULL;
-    if (r == 0) {
-        out = PyBytes_FromStringAndSize(b.p, b.len);
+    int r = with_header ? put_head(&b, 0x98, 0, 0) : 0;
+    for (Py_ssize_t i = 0; r == 0 && i < n; i++) {
+        r = pack_obj(&b, fields[i], 0);
     }
-    else if (r == UNSUPPORTED) {
-        out = Py_NewRef(Py_None);
-    }
+    PyObject *out = r == 0 ? PyBytes_FromStringAndSize(b.p, b.len) : NULL;
     if (b.p != b.local) {
         PyMem_Free(b.p);
+    }
+    return out;
+}
+
+static PyObject *
+speedups_pack(PyObject *module, PyObject *o)
+{
+    PyObject *out = pack_fields(&o, 1, 0);
+    if (out == NULL && !PyErr_Occurred()) {
+        out = Py_NewRef(Py_None);  /* outside the core: the caller's encoder takes it */
     }
     return out;
 }
@@ -661,23 +670,6 @@ put_bytes(Buf *b, PyObject *bytes)
     memcpy(b->p + b->len, PyBytes_AS_STRING(bytes), n);
     b->len += n;
     return 0;
-}
-
-/* Encoded fields as bytes, or NULL (no exception) if one needs the Python encoder. */
-static PyObject *
-pre_encode(PyObject *const *fields, Py_ssize_t n, int with_header)
-{
-    Buf b;
-    buf_init(&b);
-    int r = with_header ? put_head(&b, 0x98, 0, 0) : 0;
-    for (Py_ssize_t i = 0; r == 0 && i < n; i++) {
-        r = pack_obj(&b, fields[i], 0);
-    }
-    PyObject *out = r == 0 ? PyBytes_FromStringAndSize(b.p, b.len) : NULL;
-    if (b.p != b.local) {
-        PyMem_Free(b.p);
-    }
-    return out;
 }
 
 /* The event's next timestamp: HLC.now() with its fast path inlined. */
@@ -966,8 +958,8 @@ speedups_key_writer(PyObject *module, PyObject *args)
     w->encode = Py_NewRef(encode);
     w->fmt = Py_NewRef(fmt);
     PyObject *head[2] = {fmt, node}, *mid[2] = {key, kind};
-    w->head = pre_encode(head, 2, 1);
-    w->mid = pre_encode(mid, 2, 0);
+    w->head = pack_fields(head, 2, 1);
+    w->mid = pack_fields(mid, 2, 0);
     if (w->head == NULL || w->mid == NULL) {
         Py_CLEAR(w->head);  /* every write takes the Python encoder, which says what is wrong */
         Py_CLEAR(w->mid);
