@@ -550,7 +550,7 @@ class EventLog:
             return
         distinct = set(origins)
         if len(distinct) <= _SCAN_ORIGINS:
-            # one C-level pass per origin (a store's own writes: one origin, one pass)
+            # one C-level pass per origin (a few peers' events applied together)
             for origin in distinct:
                 seq = max(itertools.compress(seqs, map(origin.__eq__, origins)))
                 if seq > top.get(origin, 0):
