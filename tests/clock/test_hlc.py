@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import time
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -119,3 +121,16 @@ def test_now_is_the_reference_rule_with_the_millisecond_shortcut(
             hlc.observe(make_hlc(int(clock.now() * 1000) + 2, 5))
         expected = max(make_hlc(int(clock.now() * 1000.0)), hlc.last + 1)
         assert hlc.now() == expected
+
+
+def test_the_hlc_on_the_machines_clock_reads_its_coarse_clock() -> None:
+    clock = RealClock()
+    assert HLC(clock).wall is clock.coarse
+    manual = ManualClock()
+    assert HLC(manual).wall == manual.now  # a clock without a coarse reading: its own now()
+    for _ in range(1000):
+        before = time.time()
+        coarse = clock.coarse()
+        after = time.time()
+        # the last timer tick: never ahead of the precise clock, at most a tick (10 ms) behind
+        assert before - 0.010 <= coarse <= after

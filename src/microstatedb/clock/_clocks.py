@@ -3,7 +3,17 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Protocol
+
+try:  # the compiled write path reads this clock without a Python call
+    from microstatedb._speedups import coarse_time as _coarse_time
+except ImportError:  # pragma: no cover - a build without the C extension
+    _coarse_time = time.time
+
+coarse_time: Callable[[], float] = _coarse_time
+"""Seconds since the epoch as of the kernel's last timer tick (a tick is 1-10 ms on Linux; the
+precise clock where there is no coarse one): a quarter of the cost of ``time.time()``."""
 
 
 class Clock(Protocol):
@@ -19,10 +29,15 @@ class Clock(Protocol):
 
 
 class RealClock:
-    """The machine's clocks (the builtins themselves: no Python frame on the write path)."""
+    """The machine's clocks (the builtins themselves: no Python frame on the write path).
+
+    ``coarse`` is the wall clock at the kernel's tick resolution, which ``HLC`` stamps events
+    with: it lags ``now`` by at most one tick and costs a quarter as much.
+    """
 
     now = staticmethod(time.time)
     monotonic = staticmethod(time.monotonic)
+    coarse = staticmethod(coarse_time)
 
 
 class ManualClock:

@@ -6,6 +6,8 @@ logical counter in the low bits, so that timestamps compare as plain ints and pa
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from microstatedb.clock._clocks import Clock, RealClock
 from microstatedb.errors import ClockSkew, ConfigurationError
 
@@ -53,7 +55,9 @@ class HLC(_State):
         if max_drift <= 0:
             raise ConfigurationError(f"max_drift must be positive seconds, got {max_drift!r}")
         self._clock: Clock = clock if clock is not None else RealClock()
-        self.wall = self._clock.now
+        # A clock's coarse reading where it has one (RealClock): one timer tick of resolution
+        # is well inside the clock skew between machines that timestamps must live with anyway.
+        self.wall: Callable[[], float] = getattr(self._clock, "coarse", self._clock.now)
         """The wall clock read by ``now()``, in seconds."""
         self.last = 0
         """The largest timestamp issued or seen so far; only the owner's write path sets it."""
