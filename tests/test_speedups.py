@@ -9,9 +9,12 @@ the write path touches.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 import time
+from collections.abc import Iterator
+from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
@@ -172,12 +175,27 @@ def _compare(a: msdb.Store, b: msdb.Store) -> None:
     assert list(a._log.read(a._log.first_position)) == list(b._log.read(b._log.first_position))
 
 
+@contextlib.contextmanager
+def _log_buffers(native: bool) -> Iterator[None]:
+    """Logs opened inside keep their events in EncodedEvents (native) or in lists."""
+    before = EventLog._native
+    EventLog._native = native
+    try:
+        yield
+    finally:
+        EventLog._native = before
+
+
 @settings(max_examples=60, deadline=None)
-@given(_ops)
-def test_in_memory_writes_match_the_python_path_byte_for_byte(ops: list[Any]) -> None:
-    native, python = _run(msdb.Store, ops), _run(PyStore, ops)
+@given(_ops, st.booleans())
+def test_in_memory_writes_match_the_python_path_byte_for_byte(
+    ops: list[Any], native_buffer: bool
+) -> None:
+    with _log_buffers(native_buffer):
+        native, python = _run(msdb.Store, ops), _run(PyStore, ops)
+    assert (type(native._log.encoded_events()) is list) != native_buffer
     _compare(native, python)
-    assert native._log.encoded_events() == python._log.encoded_events()
+    assert native._log.encoded_events()[:] == python._log.encoded_events()[:]
 
 
 @settings(max_examples=30, deadline=None)
@@ -187,21 +205,52 @@ def test_state_only_writes_match_the_python_path(ops: list[Any]) -> None:
 
 
 @settings(max_examples=15, deadline=None)
-@given(ops=_ops)
+@given(ops=_ops, native_buffer=st.booleans())
 def test_durable_writes_match_the_python_path(
-    tmp_path_factory: pytest.TempPathFactory, ops: list[Any]
+    tmp_path_factory: pytest.TempPathFactory, ops: list[Any], native_buffer: bool
 ) -> None:
-    stores = []
-    for cls in (msdb.Store, PyStore):
-        stores.append(_run(cls, ops, path=tmp_path_factory.mktemp("s"), durability="batch"))
-        stores[-1].flush()
+    stores, folders = [], []
+    with _log_buffers(native_buffer):
+        for cls in (msdb.Store, PyStore):
+            folders.append(tmp_path_factory.mktemp("s"))
+            stores.append(_run(cls, ops, path=folders[-1], durability="batch"))
+            stores[-1].flush()
     _compare(*stores)
+    for store in stores:
+        store.close()
+    native, python = ({p.name: p.read_bytes() for p in f.glob("*.seg*")} for f in folders)
+    assert native == python  # the segment files too
+
+
+@pytest.mark.parametrize("options", [{}, {"durability": "batch"}])
+@pytest.mark.parametrize("native_buffer", [True, False])
+def test_events_longer_than_the_room_reserved_in_place_and_values_for_the_python_encoder(
+    tmp_path: Path, options: dict[str, Any], native_buffer: bool
+) -> None:
+    nested: Any = "bottom"
+    for _ in range(40):  # deeper than the C encoder goes: the Python encoder takes it
+        nested = [nested]
+    values = ["x" * 300, {"deep": ["y" * 120] * 20}, nested, "z", [b"ab"], -(2**63)]
+    logs = []
+    with _log_buffers(native_buffer):
+        for cls in (msdb.Store, PyStore):
+            path = tmp_path / cls.__name__ if options else None
+            store = cls("a", clock=ManualClock(), path=path, **options)
+            for v in values:
+                store.register("r").set(v)
+                store.counter("c").increment(1)
+            logs.append([(e.seq, e.op) for e in store._log.read()])
+            assert store.register("r").value == -(2**63)
+            store.close()
+    assert logs[0] == logs[1]
+    assert len(logs[0]) == 2 * len(values)
 
 
 def test_the_real_clock_gives_increasing_timestamps_near_the_wall() -> None:
     store = msdb.Store("a")
     assert type(store.counter("c").on_change) is _speedups.KeyWriter
-    before = int(time.time() * 1000)
+    # the HLC reads the kernel's coarse clock, up to one timer tick (at most 10 ms) behind
+    before = int(time.time() * 1000) - 10
     for _ in range(5000):
         store.counter("c").increment(1)
     after = int(time.time() * 1000)
@@ -406,3 +455,89 @@ def test_a_sequence_number_past_msgpacks_range_is_refused_by_both_paths() -> Non
             counter.increment(1)
         assert store._vv["a"] == 2**64 - 1
         assert list(store._log.read()) == []
+
+
+# ------------------------------------------------------------------- the events' buffer
+
+_buffer_ops = st.lists(
+    st.one_of(
+        st.tuples(st.just("append"), st.binary(max_size=300)),
+        st.tuples(st.just("extend"), st.lists(st.binary(max_size=40), max_size=30)),
+        st.tuples(st.just("drop"), st.integers(0, 40)),
+        st.tuples(st.just("take"), st.integers(0, 40)),
+    ),
+    max_size=80,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_buffer_ops, st.integers(-50, 50), st.integers(-50, 50), st.integers(1, 4))
+def test_encoded_events_behave_like_a_list_of_bytes(
+    ops: list[Any], lo: int, hi: int, step: int
+) -> None:
+    buffer, model = _speedups.EncodedEvents(), []
+    for what, arg in ops:
+        if what == "append":
+            buffer.append(arg)
+            model.append(arg)
+        elif what == "extend":
+            buffer.extend(arg)
+            model.extend(arg)
+        elif what == "drop":
+            del buffer[:arg]
+            del model[:arg]
+        else:
+            n = min(arg, len(model))
+            events, ends = buffer.take(n)
+            assert events == b"".join(model[:n])
+            assert list(memoryview(ends).cast("q")) == list(accumulate(map(len, model[:n])))
+            del model[:n]
+        assert len(buffer) == len(model)
+        assert buffer[:] == model
+    assert list(buffer) == model
+    assert buffer[lo:hi:step] == model[lo:hi:step]
+    for i in (lo, hi):
+        if -len(model) <= i < len(model):
+            assert buffer[i] == model[i]
+        else:
+            with pytest.raises(IndexError):
+                buffer[i]
+
+
+def test_encoded_events_refuse_what_a_log_never_does() -> None:
+    buffer = _speedups.EncodedEvents()
+    buffer.extend([b"a", b"b", b"c"])
+    with pytest.raises(TypeError, match="bytes"):
+        buffer.append("text")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="bytes"):
+        buffer.extend([b"d", "e"])  # type: ignore[list-item]
+    with pytest.raises(TypeError, match="iterable"):
+        buffer.extend(5)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="front"):
+        del buffer[1:]
+    with pytest.raises(TypeError, match="front"):
+        del buffer[0]  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="front"):
+        buffer[:1] = [b"x"]  # type: ignore[index]
+    with pytest.raises(ValueError, match="take"):
+        buffer.take(4)
+    with pytest.raises(ValueError, match="take"):
+        buffer.take(-1)
+    with pytest.raises(TypeError, match="no arguments"):
+        _speedups.EncodedEvents([b"a"])  # type: ignore[call-arg]
+    del buffer[5:]  # an empty range, as for a list
+    assert buffer[:] == [b"a", b"b", b"c"]  # nothing changed
+
+
+def test_encoded_events_give_memory_back_when_events_leave() -> None:
+    buffer = _speedups.EncodedEvents()
+    empty = sys.getsizeof(buffer)
+    buffer.extend([b"e" * 40] * 100_000)
+    full = sys.getsizeof(buffer)
+    assert full >= 100_000 * 48  # the bytes and one offset per event
+    assert full < 100_000 * 48 * 2.5  # and no object per event
+    del buffer[:99_999]
+    assert sys.getsizeof(buffer) < full / 10
+    assert buffer[:] == [b"e" * 40]
+    buffer.take(1)
+    assert sys.getsizeof(buffer) <= empty + 16_384

@@ -114,6 +114,7 @@ typedef struct {
     char *p;
     Py_ssize_t len;
     Py_ssize_t cap;
+    int owned;          /* p is a PyMem block of this Buf's own, else someone else's room */
     char local[256];
 } Buf;
 
@@ -123,6 +124,15 @@ buf_init(Buf *b)  /* no initializer: zeroing the local buffer would cost more th
     b->p = b->local;
     b->len = 0;
     b->cap = sizeof(b->local);
+    b->owned = 0;
+}
+
+static inline void
+buf_free(Buf *b)
+{
+    if (b->owned) {
+        PyMem_Free(b->p);
+    }
 }
 
 static int
@@ -133,10 +143,10 @@ buf_grow(Buf *b, Py_ssize_t need)
         cap *= 2;
     }
     char *p;
-    if (b->p == b->local) {
+    if (!b->owned) {
         p = PyMem_Malloc(cap);
         if (p != NULL) {
-            memcpy(p, b->local, b->len);
+            memcpy(p, b->p, b->len);
         }
     }
     else {
@@ -148,7 +158,45 @@ buf_grow(Buf *b, Py_ssize_t need)
     }
     b->p = p;
     b->cap = cap;
+    b->owned = 1;
     return 0;
+}
+
+/* memcpy for the short strings events are made of (names, keys, kinds): a call to the C
+ * library's memcpy cost more than the copy. Copies of 4 to 32 bytes are two overlapping
+ * fixed-size moves. */
+static inline void
+copy_short(char *dst, const char *src, Py_ssize_t n)
+{
+    if (n > 32) {
+        memcpy(dst, src, n);
+    }
+    else if (n >= 16) {
+        char a[16], z[16];
+        memcpy(a, src, 16);
+        memcpy(z, src + n - 16, 16);
+        memcpy(dst, a, 16);
+        memcpy(dst + n - 16, z, 16);
+    }
+    else if (n >= 8) {
+        unsigned long long a, z;
+        memcpy(&a, src, 8);
+        memcpy(&z, src + n - 8, 8);
+        memcpy(dst, &a, 8);
+        memcpy(dst + n - 8, &z, 8);
+    }
+    else if (n >= 4) {
+        unsigned int a, z;
+        memcpy(&a, src, 4);
+        memcpy(&z, src + n - 4, 4);
+        memcpy(dst, &a, 4);
+        memcpy(dst + n - 4, &z, 4);
+    }
+    else {
+        for (Py_ssize_t i = 0; i < n; i++) {
+            dst[i] = src[i];
+        }
+    }
 }
 
 #define RESERVE(b, n)                                                    \
@@ -276,7 +324,7 @@ pack_raw(Buf *b, const char *data, Py_ssize_t n, int is_str)
         return r;
     }
     RESERVE(b, n);
-    memcpy(b->p + b->len, data, n);
+    copy_short(b->p + b->len, data, n);
     b->len += n;
     return 0;
 }
@@ -318,11 +366,13 @@ pack_dict(Buf *b, PyObject *o, int depth)
     if (depth >= MAX_DEPTH) {
         return UNSUPPORTED;
     }
-    /* A dict changed during encoding could not happen here: nothing below runs Python. */
-    int r = pack_container_head(b, PyDict_GET_SIZE(o), 0x80, 0xde, 0xdf);
+    /* A dict changed during encoding could not happen here: nothing below runs Python. So
+     * its size is the number of entries to read, and no call is spent on finding the end. */
+    Py_ssize_t n = PyDict_GET_SIZE(o);
+    int r = pack_container_head(b, n, 0x80, 0xde, 0xdf);
     Py_ssize_t pos = 0;
     PyObject *k, *v;
-    while (r == 0 && PyDict_Next(o, &pos, &k, &v)) {
+    while (r == 0 && n-- > 0 && PyDict_Next(o, &pos, &k, &v)) {
         r = pack_obj(b, k, depth + 1);
         if (r == 0) {
             r = pack_obj(b, v, depth + 1);
@@ -387,7 +437,7 @@ pack_obj(Buf *b, PyObject *o, int depth)
             RESERVE(b, 1 + n);
             char *p = b->p + b->len;
             p[0] = (char)(0xa0 | n);
-            memcpy(p + 1, ((PyASCIIObject *)o) + 1, n);
+            copy_short(p + 1, (const char *)(((PyASCIIObject *)o) + 1), n);
             b->len += 1 + n;
             return 0;
         }
@@ -433,9 +483,7 @@ pack_fields(PyObject *const *fields, Py_ssize_t n, int with_header)
         r = pack_obj(&b, fields[i], 0);
     }
     PyObject *out = r == 0 ? PyBytes_FromStringAndSize(b.p, b.len) : NULL;
-    if (b.p != b.local) {
-        PyMem_Free(b.p);
-    }
+    buf_free(&b);
     return out;
 }
 
@@ -448,6 +496,335 @@ speedups_pack(PyObject *module, PyObject *o)
     }
     return out;
 }
+
+/* ------------------------------------------------------------- EncodedEvents */
+
+/* A log's encoded events, back to back in one buffer, with their boundaries: a bytes object
+ * per event cost an allocation on every write and a free when it left memory, and twice the
+ * memory of the event itself. It reads as a sequence of bytes; events leave from the front
+ * only (a log releases its oldest events). */
+typedef struct {
+    PyObject_HEAD
+    char *data;
+    Py_ssize_t cap;         /* bytes at data */
+    Py_ssize_t *offs;       /* event k (counted from the last compaction): offs[k]..offs[k+1] */
+    Py_ssize_t offs_cap;    /* entries at offs */
+    Py_ssize_t first;       /* events before this one have left */
+    Py_ssize_t nev;         /* events recorded in offs; offs[nev] is the bytes in use */
+} EncodedEvents;
+
+static PyTypeObject EncodedEventsType;
+
+#define EV_LIVE(e) ((e)->nev - (e)->first)
+
+/* Room for one more event of up to `need` bytes. */
+static int
+events_reserve(EncodedEvents *e, Py_ssize_t need)
+{
+    if (e->nev + 2 > e->offs_cap) {
+        Py_ssize_t cap = e->offs_cap < 64 ? 128 : e->offs_cap * 2;
+        Py_ssize_t *offs = PyMem_Realloc(e->offs, (size_t)cap * sizeof(Py_ssize_t));
+        if (offs == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        e->offs = offs;
+        e->offs_cap = cap;
+    }
+    Py_ssize_t used = e->offs[e->nev];
+    if (need > PY_SSIZE_T_MAX / 2 - used) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    if (used + need > e->cap) {
+        Py_ssize_t cap = e->cap < 4096 ? 8192 : e->cap * 2;
+        while (cap < used + need) {
+            cap *= 2;
+        }
+        char *data = PyMem_Realloc(e->data, (size_t)cap);
+        if (data == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        e->data = data;
+        e->cap = cap;
+    }
+    return 0;
+}
+
+/* The event of `n` bytes written in place at the end of the buffer (after events_reserve)
+ * becomes the last one. */
+static inline void
+events_commit(EncodedEvents *e, Py_ssize_t n)
+{
+    e->offs[e->nev + 1] = e->offs[e->nev] + n;
+    e->nev++;
+}
+
+static int
+events_add(EncodedEvents *e, const char *p, Py_ssize_t n)
+{
+    if (events_reserve(e, n) < 0) {
+        return -1;
+    }
+    memcpy(e->data + e->offs[e->nev], p, n);
+    events_commit(e, n);
+    return 0;
+}
+
+static int
+events_add_object(EncodedEvents *e, PyObject *body)
+{
+    if (!PyBytes_Check(body)) {
+        PyErr_Format(PyExc_TypeError, "an encoded event is bytes, not %.100s",
+                     Py_TYPE(body)->tp_name);
+        return -1;
+    }
+    return events_add(e, PyBytes_AS_STRING(body), PyBytes_GET_SIZE(body));
+}
+
+/* Drops the first `n` live events. Their bytes are reclaimed once they are as many as the live
+ * ones: each live byte then moves at most once per its own length in released ones. */
+static void
+events_drop(EncodedEvents *e, Py_ssize_t n)
+{
+    e->first += n;
+    Py_ssize_t live = EV_LIVE(e);
+    if (e->first < live) {
+        return;
+    }
+    Py_ssize_t base = e->offs[e->first];
+    memmove(e->data, e->data + base, e->offs[e->nev] - base);
+    for (Py_ssize_t k = 0; k <= live; k++) {
+        e->offs[k] = e->offs[e->first + k] - base;
+    }
+    e->first = 0;
+    e->nev = live;
+    /* give memory back after a large release */
+    Py_ssize_t used = e->offs[live];
+    if (e->cap > 65536 && used < e->cap / 4) {
+        char *data = PyMem_Realloc(e->data, (size_t)(used * 2 > 8192 ? used * 2 : 8192));
+        if (data != NULL) {
+            e->data = data;
+            e->cap = used * 2 > 8192 ? used * 2 : 8192;
+        }
+    }
+    if (e->offs_cap > 4096 && live < e->offs_cap / 4) {
+        Py_ssize_t cap = live * 2 + 2 > 128 ? live * 2 + 2 : 128;
+        Py_ssize_t *offs = PyMem_Realloc(e->offs, (size_t)cap * sizeof(Py_ssize_t));
+        if (offs != NULL) {
+            e->offs = offs;
+            e->offs_cap = cap;
+        }
+    }
+}
+
+static PyObject *
+events_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    if (PyTuple_GET_SIZE(args) != 0 || (kwds != NULL && PyDict_GET_SIZE(kwds) != 0)) {
+        PyErr_SetString(PyExc_TypeError, "EncodedEvents() takes no arguments");
+        return NULL;
+    }
+    EncodedEvents *e = (EncodedEvents *)type->tp_alloc(type, 0);
+    if (e == NULL) {
+        return NULL;
+    }
+    e->offs = PyMem_Malloc(128 * sizeof(Py_ssize_t));
+    if (e->offs == NULL) {
+        Py_DECREF(e);
+        return PyErr_NoMemory();
+    }
+    e->offs_cap = 128;
+    e->offs[0] = 0;
+    return (PyObject *)e;
+}
+
+static void
+events_dealloc(EncodedEvents *e)
+{
+    PyMem_Free(e->data);
+    PyMem_Free(e->offs);
+    Py_TYPE(e)->tp_free((PyObject *)e);
+}
+
+static Py_ssize_t
+events_len(EncodedEvents *e)
+{
+    return EV_LIVE(e);
+}
+
+static PyObject *
+events_bytes(EncodedEvents *e, Py_ssize_t i)
+{
+    Py_ssize_t lo = e->offs[e->first + i], hi = e->offs[e->first + i + 1];
+    return PyBytes_FromStringAndSize(e->data + lo, hi - lo);
+}
+
+static PyObject *
+events_item(EncodedEvents *e, Py_ssize_t i)
+{
+    if (i < 0 || i >= EV_LIVE(e)) {
+        PyErr_SetString(PyExc_IndexError, "event index out of range");
+        return NULL;
+    }
+    return events_bytes(e, i);
+}
+
+static PyObject *
+events_subscript(EncodedEvents *e, PyObject *item)
+{
+    if (!PySlice_Check(item)) {
+        Py_ssize_t i = PyNumber_AsSsize_t(item, PyExc_IndexError);
+        if (i == -1 && PyErr_Occurred()) {
+            return NULL;
+        }
+        return events_item(e, i < 0 ? i + EV_LIVE(e) : i);
+    }
+    Py_ssize_t start, stop, step;
+    if (PySlice_Unpack(item, &start, &stop, &step) < 0) {
+        return NULL;
+    }
+    Py_ssize_t n = PySlice_AdjustIndices(EV_LIVE(e), &start, &stop, step);
+    PyObject *out = PyList_New(n);
+    for (Py_ssize_t k = 0; out != NULL && k < n; k++) {
+        PyObject *b = events_bytes(e, start + k * step);
+        if (b == NULL) {
+            Py_CLEAR(out);
+            break;
+        }
+        PyList_SET_ITEM(out, k, b);
+    }
+    return out;
+}
+
+static int
+events_ass_subscript(EncodedEvents *e, PyObject *item, PyObject *value)
+{
+    Py_ssize_t start, stop, step;
+    if (value != NULL || !PySlice_Check(item)) {
+        PyErr_SetString(PyExc_TypeError, "events are only appended, or deleted from the front");
+        return -1;
+    }
+    if (PySlice_Unpack(item, &start, &stop, &step) < 0) {
+        return -1;
+    }
+    Py_ssize_t n = PySlice_AdjustIndices(EV_LIVE(e), &start, &stop, step);
+    if (n == 0) {
+        return 0;
+    }
+    if (start != 0 || step != 1) {
+        PyErr_SetString(PyExc_ValueError, "events leave from the front only: del events[:n]");
+        return -1;
+    }
+    events_drop(e, n);
+    return 0;
+}
+
+static PyObject *
+events_append(EncodedEvents *e, PyObject *body)
+{
+    return events_add_object(e, body) < 0 ? NULL : Py_NewRef(Py_None);
+}
+
+static PyObject *
+events_extend(EncodedEvents *e, PyObject *iterable)
+{
+    PyObject *items = PySequence_Fast(iterable, "extend takes an iterable of bytes");
+    if (items == NULL) {
+        return NULL;
+    }
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(items);
+    PyObject **all = PySequence_Fast_ITEMS(items);
+    for (Py_ssize_t k = 0; k < n; k++) {  /* all or nothing */
+        if (!PyBytes_Check(all[k])) {
+            Py_DECREF(items);
+            PyErr_Format(PyExc_TypeError, "an encoded event is bytes, not %.100s",
+                         Py_TYPE(all[k])->tp_name);
+            return NULL;
+        }
+    }
+    for (Py_ssize_t k = 0; k < n; k++) {
+        if (events_add_object(e, all[k]) < 0) {
+            e->nev -= k;  /* out of memory: take back what went in */
+            Py_DECREF(items);
+            return NULL;
+        }
+    }
+    Py_DECREF(items);
+    Py_RETURN_NONE;
+}
+
+/* take(n): the first n events leave, returned as (their bytes back to back, the end offset of
+ * each as native int64s) for a writer that frames many at once. */
+static PyObject *
+events_take(EncodedEvents *e, PyObject *arg)
+{
+    Py_ssize_t n = PyNumber_AsSsize_t(arg, PyExc_OverflowError);
+    if (n == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (n < 0 || n > EV_LIVE(e)) {
+        PyErr_Format(PyExc_ValueError, "take(%zd) of %zd events", n, EV_LIVE(e));
+        return NULL;
+    }
+    Py_ssize_t base = e->offs[e->first];
+    PyObject *blob = PyBytes_FromStringAndSize(e->data + base, e->offs[e->first + n] - base);
+    PyObject *ends = PyBytes_FromStringAndSize(NULL, n * (Py_ssize_t)sizeof(long long));
+    if (blob == NULL || ends == NULL) {
+        Py_XDECREF(blob);
+        Py_XDECREF(ends);
+        return NULL;
+    }
+    long long *out = (long long *)PyBytes_AS_STRING(ends);
+    for (Py_ssize_t k = 0; k < n; k++) {
+        out[k] = (long long)(e->offs[e->first + k + 1] - base);
+    }
+    events_drop(e, n);
+    return Py_BuildValue("(NN)", blob, ends);
+}
+
+static PyObject *
+events_sizeof(EncodedEvents *e, PyObject *unused)
+{
+    return PyLong_FromSsize_t((Py_ssize_t)sizeof(EncodedEvents) + e->cap +
+                              e->offs_cap * (Py_ssize_t)sizeof(Py_ssize_t));
+}
+
+static PyMethodDef events_methods[] = {
+    {"append", (PyCFunction)events_append, METH_O, "Add one encoded event at the end."},
+    {"extend", (PyCFunction)events_extend, METH_O, "Add encoded events at the end, all or none."},
+    {"take", (PyCFunction)events_take, METH_O,
+     "take(n) -> (bytes, ends): the first n events leave, back to back, with the end offset "
+     "of each as native int64s."},
+    {"__sizeof__", (PyCFunction)events_sizeof, METH_NOARGS, NULL},
+    {NULL},
+};
+
+static PySequenceMethods events_as_sequence = {
+    .sq_length = (lenfunc)events_len,
+    .sq_item = (ssizeargfunc)events_item,
+};
+
+static PyMappingMethods events_as_mapping = {
+    .mp_length = (lenfunc)events_len,
+    .mp_subscript = (binaryfunc)events_subscript,
+    .mp_ass_subscript = (objobjargproc)events_ass_subscript,
+};
+
+static PyTypeObject EncodedEventsType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "microstatedb._speedups.EncodedEvents",
+    .tp_doc = "Encoded events back to back in one buffer: a sequence of bytes that grows at "
+              "the end and loses events at the front.",
+    .tp_basicsize = sizeof(EncodedEvents),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = events_new,
+    .tp_dealloc = (destructor)events_dealloc,
+    .tp_as_sequence = &events_as_sequence,
+    .tp_as_mapping = &events_as_mapping,
+    .tp_methods = events_methods,
+};
 
 /* ------------------------------------------------------------------ Appender */
 
@@ -496,8 +873,10 @@ appender_dealloc(Appender *self)
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
+/* An append in three steps, so that a writer can put the body in place between them:
+ * refuse if the log is closed or failed, add the body, then origin and seq. */
 static int
-appender_put(Appender *self, PyObject *body, PyObject *origin, PyObject *seq)
+appender_check(Appender *self)
 {
     /* log._refusing, read from the log's own namespace: a generic attribute lookup cost more
      * than the three appends */
@@ -520,9 +899,14 @@ appender_put(Appender *self, PyObject *body, PyObject *origin, PyObject *seq)
         }
         Py_DECREF(ok);
     }
-    if (PyList_Append(self->bodies, body) < 0 || PyList_Append(self->origins, origin) < 0 ||
-        PyList_Append(self->seqs, seq) < 0) {  /* seq last: then the event counts as pending */
-        return -1;
+    return 0;
+}
+
+static int
+appender_finish(Appender *self, PyObject *origin, PyObject *seq)
+{
+    if (PyList_Append(self->origins, origin) < 0 || PyList_Append(self->seqs, seq) < 0) {
+        return -1;  /* seq last: then the event counts as pending */
     }
     if (PyList_GET_SIZE(self->seqs) >= self->limit) {
         PyObject *end = PyObject_CallMethodNoArgs(self->log, str_end);
@@ -537,6 +921,18 @@ appender_put(Appender *self, PyObject *body, PyObject *origin, PyObject *seq)
         Py_DECREF(done);
     }
     return 0;
+}
+
+static int
+appender_put(Appender *self, PyObject *body, PyObject *origin, PyObject *seq)
+{
+    if (appender_check(self) < 0) {
+        return -1;
+    }
+    int r = Py_IS_TYPE(self->bodies, &EncodedEventsType)
+                ? events_add_object((EncodedEvents *)self->bodies, body)
+                : PyList_Append(self->bodies, body);
+    return r < 0 ? -1 : appender_finish(self, origin, seq);
 }
 
 static PyObject *
@@ -570,8 +966,12 @@ speedups_appender(PyObject *module, PyObject *args)
 {
     PyObject *log, *bodies, *origins, *seqs;
     Py_ssize_t limit;
-    if (!PyArg_ParseTuple(args, "OO!O!O!n:appender", &log, &PyList_Type, &bodies, &PyList_Type,
-                          &origins, &PyList_Type, &seqs, &limit)) {
+    if (!PyArg_ParseTuple(args, "OOO!O!n:appender", &log, &bodies, &PyList_Type, &origins,
+                          &PyList_Type, &seqs, &limit)) {
+        return NULL;
+    }
+    if (!PyList_Check(bodies) && !Py_IS_TYPE(bodies, &EncodedEventsType)) {
+        PyErr_SetString(PyExc_TypeError, "bodies must be a list or EncodedEvents");
         return NULL;
     }
     PyObject *ns = PyObject_GenericGetDict(log, NULL);
@@ -614,7 +1014,33 @@ typedef struct {
     PyObject *mid;      /* the encoded key and kind */
 } KeyWriter;
 
-static PyObject *str_tick, *str_refuse, *str_snapshot, *float_1000, *time_time;
+static PyObject *str_tick, *str_refuse, *str_snapshot, *float_1000, *time_time, *coarse_time_fn;
+
+/* The kernel's coarse real-time clock: the reading of the last timer tick (1-10 ms old), which
+ * costs a quarter of a precise one. Where there is none, the precise clock. */
+#ifdef CLOCK_REALTIME_COARSE
+#define COARSE_CLOCK CLOCK_REALTIME_COARSE
+#else
+#define COARSE_CLOCK CLOCK_REALTIME
+#endif
+
+/* Seconds as time.time() computes them from a clock reading. */
+static inline double
+seconds_of(const struct timespec *t)
+{
+    long long ns = (long long)t->tv_sec * 1000000000LL + t->tv_nsec;
+    return (double)ns / 1e9;
+}
+
+static PyObject *
+speedups_coarse_time(PyObject *module, PyObject *unused)
+{
+    struct timespec now;
+    if (clock_gettime(COARSE_CLOCK, &now) != 0) {
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    return PyFloat_FromDouble(seconds_of(&now));
+}
 
 static int
 keywriter_traverse(KeyWriter *self, visitproc visit, void *arg)
@@ -667,7 +1093,7 @@ put_bytes(Buf *b, PyObject *bytes)
 {
     Py_ssize_t n = PyBytes_GET_SIZE(bytes);
     RESERVE(b, n);
-    memcpy(b->p + b->len, PyBytes_AS_STRING(bytes), n);
+    copy_short(b->p + b->len, PyBytes_AS_STRING(bytes), n);
     b->len += n;
     return 0;
 }
@@ -678,10 +1104,15 @@ next_timestamp(KeyWriter *self, unsigned long long *ts)
 {
     double w;
     struct timespec now;
-    if (self->wall == time_time && clock_gettime(CLOCK_REALTIME, &now) == 0) {
-        /* time.time() without the float object: the same ns count and the same division */
+    if (self->wall == coarse_time_fn && clock_gettime(COARSE_CLOCK, &now) == 0) {
+        /* Whole milliseconds, with no float division: HLC.tick and the edge only look at
+         * floor(w), and this is that floor exactly. */
         long long ns = (long long)now.tv_sec * 1000000000LL + now.tv_nsec;
-        w = ((double)ns / 1e9) * 1000.0;
+        w = ns >= 0 ? (double)(ns / 1000000) : seconds_of(&now) * 1000.0;
+        goto have_wall;
+    }
+    if (self->wall == time_time && clock_gettime(CLOCK_REALTIME, &now) == 0) {
+        w = seconds_of(&now) * 1000.0;  /* time.time(): the same ns count, the same division */
         goto have_wall;
     }
     PyObject *r = PyObject_CallNoArgs(self->wall);
@@ -724,32 +1155,36 @@ have_wall:;
     return (*ts == (unsigned long long)-1 && PyErr_Occurred()) ? -1 : 0;
 }
 
-static PyObject *
-encode_event(KeyWriter *self, unsigned long long seq, unsigned long long ts, PyObject *deps,
-             PyObject *op)
+/* The event's msgpack into b: 0, -1 with an exception, or UNSUPPORTED when a field needs the
+ * Python encoder (encode_fields). */
+static int
+encode_event(KeyWriter *self, Buf *b, unsigned long long seq, unsigned long long ts,
+             PyObject *deps, PyObject *op)
 {
-    Buf b;
-    buf_init(&b);
-    int r = self->head == NULL ? UNSUPPORTED : put_bytes(&b, self->head);
-    if (r == 0) r = pack_uint(&b, seq);
-    if (r == 0) r = pack_uint(&b, ts);
-    if (r == 0) r = pack_obj(&b, deps, 0);
-    if (r == 0) r = put_bytes(&b, self->mid);
-    if (r == 0) r = pack_obj(&b, op, 0);
-    PyObject *body = NULL;
-    if (r == 0) {
-        body = PyBytes_FromStringAndSize(b.p, b.len);
+    int r = self->head == NULL ? UNSUPPORTED : put_bytes(b, self->head);
+    if (r == 0) r = pack_uint(b, seq);
+    if (r == 0) r = pack_uint(b, ts);
+    if (r == 0) r = pack_obj(b, deps, 0);
+    if (r == 0) r = put_bytes(b, self->mid);
+    if (r == 0) r = pack_obj(b, op, 0);
+    return r;
+}
+
+static PyObject *
+encode_fields(KeyWriter *self, unsigned long long seq, unsigned long long ts, PyObject *deps,
+              PyObject *op)
+{
+    PyObject *fields = Py_BuildValue("(OOKKOOOO)", self->fmt, self->node, seq, ts, deps,
+                                     self->key, self->kind, op);
+    if (fields == NULL) {
+        return NULL;
     }
-    else if (r == UNSUPPORTED) {
-        PyObject *fields = Py_BuildValue("(OOKKOOOO)", self->fmt, self->node, seq, ts, deps,
-                                         self->key, self->kind, op);
-        if (fields != NULL) {
-            body = PyObject_CallOneArg(self->encode, fields);
-            Py_DECREF(fields);
-        }
-    }
-    if (b.p != b.local) {
-        PyMem_Free(b.p);
+    PyObject *body = PyObject_CallOneArg(self->encode, fields);
+    Py_DECREF(fields);
+    if (body != NULL && !PyBytes_Check(body)) {
+        PyErr_Format(PyExc_TypeError, "the event encoder returned %.100s, not bytes",
+                     Py_TYPE(body)->tp_name);
+        Py_CLEAR(body);
     }
     return body;
 }
@@ -845,6 +1280,23 @@ statewriter_call(PyObject *self_, PyObject *const *args, size_t nargsf, PyObject
     return err < 0 ? NULL : end_write(self);
 }
 
+/* Where a writer's events go in place: the in-memory log's buffer, or the durable log's
+ * pending bodies. NULL when they are a list (the Python fallback's) or go to a callable. */
+static EncodedEvents *
+target_of(KeyWriter *self)
+{
+    if (self->events != NULL) {
+        return Py_IS_TYPE(self->events, &EncodedEventsType) ? (EncodedEvents *)self->events : NULL;
+    }
+    if (Py_IS_TYPE(self->put, &AppenderType)) {
+        PyObject *bodies = ((Appender *)self->put)->bodies;
+        return Py_IS_TYPE(bodies, &EncodedEventsType) ? (EncodedEvents *)bodies : NULL;
+    }
+    return NULL;
+}
+
+#define IN_PLACE 256  /* room reserved at the end of the buffer: events are rarely longer */
+
 static PyObject *
 keywriter_call(PyObject *self_, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
@@ -859,27 +1311,60 @@ keywriter_call(PyObject *self_, PyObject *const *args, size_t nargsf, PyObject *
     if (next_timestamp(self, &ts) < 0) {
         return NULL;
     }
+    Appender *appender = self->events == NULL && Py_IS_TYPE(self->put, &AppenderType)
+                             ? (Appender *)self->put : NULL;
+    if (appender != NULL && appender_check(appender) < 0) {
+        return NULL;
+    }
     /* Read after the clock, which may run Python; encoded before anything moves, so a failed
-     * encoding leaves the state as it was (only the HLC moved on, harmlessly). */
+     * encoding leaves the state as it was (only the HLC moved on, harmlessly). The event is
+     * encoded straight into the log's buffer where it has one, and counts once committed. */
     PyObject *deps = st->deps != NULL ? st->deps : Py_None;
     Py_INCREF(deps);
-    PyObject *body = encode_event(self, seq, ts, deps, op);
-    if (body == NULL) {
-        Py_DECREF(deps);
-        return NULL;
+    EncodedEvents *target = target_of(self);
+    Buf b;
+    buf_init(&b);
+    if (target != NULL) {
+        if (events_reserve(target, IN_PLACE) < 0) {
+            Py_DECREF(deps);
+            return NULL;
+        }
+        b.p = target->data + target->offs[target->nev];
+        b.cap = IN_PLACE;
     }
-    PyObject *seqo = PyLong_FromUnsignedLongLong(seq);
+    PyObject *body = NULL;  /* the event as bytes, where it is not in place */
+    int err = encode_event(self, &b, seq, ts, deps, op);
+    if (err == UNSUPPORTED) {  /* may run Python: b is abandoned, not committed */
+        body = encode_fields(self, seq, ts, deps, op);
+        err = body == NULL ? -1 : 0;
+    }
+    else if (err == 0 && target == NULL) {
+        body = PyBytes_FromStringAndSize(b.p, b.len);
+        err = body == NULL ? -1 : 0;
+    }
+    PyObject *seqo = err < 0 ? NULL : PyLong_FromUnsignedLongLong(seq);
     if (seqo == NULL) {
-        Py_DECREF(body);
+        buf_free(&b);
+        Py_XDECREF(body);
         Py_DECREF(deps);
         return NULL;
     }
-    int err;
-    if (self->events != NULL) {
+    if (target != NULL) {
+        if (body != NULL) {
+            err = events_add_object(target, body);
+        }
+        else if (b.owned) {  /* outgrew the reserved room */
+            err = events_add(target, b.p, b.len);
+        }
+        else {
+            events_commit(target, b.len);
+        }
+    }
+    else if (self->events != NULL) {
         err = PyList_Append(self->events, body);
     }
-    else if (Py_IS_TYPE(self->put, &AppenderType)) {
-        err = appender_put((Appender *)self->put, body, self->node, seqo);
+    else if (appender != NULL) {
+        err = PyList_Append(appender->bodies, body);
     }
     else {
         PyObject *pargs[3] = {body, self->node, seqo};
@@ -887,7 +1372,11 @@ keywriter_call(PyObject *self_, PyObject *const *args, size_t nargsf, PyObject *
         err = r == NULL ? -1 : 0;
         Py_XDECREF(r);
     }
-    Py_DECREF(body);
+    buf_free(&b);
+    Py_XDECREF(body);
+    if (err == 0 && appender != NULL) {
+        err = appender_finish(appender, self->node, seqo);
+    }
     if (err == 0) {
         err = PyDict_SetItem(self->vv, self->node, seqo);
     }
@@ -937,8 +1426,9 @@ speedups_key_writer(PyObject *module, PyObject *args)
         PyErr_SetString(PyExc_ValueError, "key_writer takes either a list of events or put");
         return NULL;
     }
-    if (events != Py_None && !PyList_CheckExact(events)) {
-        PyErr_SetString(PyExc_TypeError, "events must be a list");
+    if (events != Py_None && !PyList_CheckExact(events) &&
+        !Py_IS_TYPE(events, &EncodedEventsType)) {
+        PyErr_SetString(PyExc_TypeError, "events must be a list or EncodedEvents");
         return NULL;
     }
     KeyWriter *w = PyObject_GC_New(KeyWriter, &KeyWriterType);
@@ -997,6 +1487,8 @@ speedups_state_writer(PyObject *module, PyObject *args)
 /* ------------------------------------------------------------------- module */
 
 static PyMethodDef speedups_methods[] = {
+    {"coarse_time", speedups_coarse_time, METH_NOARGS,
+     "Seconds since the epoch from the kernel's coarse clock (the last timer tick)."},
     {"pack", speedups_pack, METH_O,
      "msgpack bytes of a value built from the msgpack core types, else None."},
     {"key_writer", speedups_key_writer, METH_VARARGS,
@@ -1022,7 +1514,8 @@ PyMODINIT_FUNC
 PyInit__speedups(void)
 {
     if (PyType_Ready(&HLCStateType) < 0 || PyType_Ready(&WriteStateType) < 0 ||
-        PyType_Ready(&KeyWriterType) < 0 || PyType_Ready(&AppenderType) < 0) {
+        PyType_Ready(&KeyWriterType) < 0 || PyType_Ready(&AppenderType) < 0 ||
+        PyType_Ready(&EncodedEventsType) < 0) {
         return NULL;
     }
     str_tick = PyUnicode_InternFromString("tick");
@@ -1047,10 +1540,16 @@ PyInit__speedups(void)
     if (m == NULL) {
         return NULL;
     }
+    coarse_time_fn = PyObject_GetAttrString(m, "coarse_time");  /* the writer knows it by identity */
+    if (coarse_time_fn == NULL) {
+        Py_DECREF(m);
+        return NULL;
+    }
     if (PyModule_AddObjectRef(m, "HLCState", (PyObject *)&HLCStateType) < 0 ||
         PyModule_AddObjectRef(m, "WriteState", (PyObject *)&WriteStateType) < 0 ||
         PyModule_AddObjectRef(m, "KeyWriter", (PyObject *)&KeyWriterType) < 0 ||
-        PyModule_AddObjectRef(m, "Appender", (PyObject *)&AppenderType) < 0) {
+        PyModule_AddObjectRef(m, "Appender", (PyObject *)&AppenderType) < 0 ||
+        PyModule_AddObjectRef(m, "EncodedEvents", (PyObject *)&EncodedEventsType) < 0) {
         Py_DECREF(m);
         return NULL;
     }

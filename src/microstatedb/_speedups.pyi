@@ -1,5 +1,5 @@
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, SupportsIndex, overload
 
 class HLCState:
     last: int
@@ -15,10 +15,24 @@ class WriteState:
 class KeyWriter:
     def __call__(self, op: Any, /) -> None: ...
 
+class EncodedEvents:
+    def __init__(self) -> None: ...
+    def __len__(self) -> int: ...
+    @overload
+    def __getitem__(self, index: SupportsIndex, /) -> bytes: ...
+    @overload
+    def __getitem__(self, index: slice, /) -> list[bytes]: ...
+    def __delitem__(self, index: slice, /) -> None: ...
+    def __iter__(self) -> Iterator[bytes]: ...
+    def append(self, body: bytes, /) -> None: ...
+    def extend(self, bodies: Iterable[bytes], /) -> None: ...
+    def take(self, n: int, /) -> tuple[bytes, bytes]: ...
+
 class Appender:
     def __call__(self, body: bytes, origin: str, seq: int, /) -> None: ...
 
 def pack(obj: Any, /) -> bytes | None: ...
+def coarse_time() -> float: ...
 def key_writer(
     store: WriteState,
     key: str,
@@ -27,7 +41,7 @@ def key_writer(
     vv: dict[str, int],
     hlc: HLCState,
     wall: Callable[[], float],
-    events: list[bytes] | None,
+    events: list[bytes] | EncodedEvents | None,
     put: Callable[[bytes, str, int], object] | None,
     encode: Callable[[Any], bytes],
     fmt: int,
@@ -35,5 +49,10 @@ def key_writer(
 ) -> KeyWriter: ...
 def state_writer(store: WriteState, key: str, node: str, vv: dict[str, int], /) -> KeyWriter: ...
 def appender(
-    log: object, bodies: list[bytes], origins: list[str], seqs: list[int], limit: int, /
+    log: object,
+    bodies: list[bytes] | EncodedEvents,
+    origins: list[str],
+    seqs: list[int],
+    limit: int,
+    /,
 ) -> Appender: ...

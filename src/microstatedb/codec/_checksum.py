@@ -10,7 +10,7 @@ def checksum(data: bytes, length: int = 8) -> bytes:
     return blake3(data).digest(length)
 
 
-def checksum_of_parts(first: bytes, second: bytes, length: int = 8) -> bytes:
+def checksum_of_parts(first: bytes, second: bytes | memoryview, length: int = 8) -> bytes:
     """``checksum(first + second)`` without building the concatenation."""
     h = blake3(first)
     h.update(second)

@@ -77,30 +77,31 @@ def decode_header(data: bytes, path: str) -> tuple[int, int]:
 
 
 def encode_frame(body: bytes) -> bytes:
-    """Frame one body: an encoded event or ``batch_body`` of several."""
+    """Frame one body: an encoded event or a msgpack array of several."""
     return frame_head(body) + body
 
 
-def frame_head(body: bytes) -> bytes:
+def frame_head(body: bytes | memoryview) -> bytes:
     """What precedes ``body`` in its frame: length and checksum (a writer that writes the two
     apart saves copying the body)."""
     size = _LEN.pack(len(body))
     return size + checksum_of_parts(size, body)
 
 
-def batch_body(events: list[bytes]) -> bytes:
-    """The body of a frame holding ``events`` (each an encoded event), in order."""
-    if len(events) == 1:
-        return events[0]
-    n = len(events)
+def frame_parts(events: bytes | memoryview, count: int) -> tuple[bytes | memoryview, ...]:
+    """The frame holding ``count`` encoded events, given back to back in ``events``, as parts
+    to write one after another: the events themselves are not copied."""
+    if count == 1:
+        return frame_head(events), events
     head = (
-        bytes((0x90 | n,))
-        if n < 16
-        else _ARRAY16.pack(0xDC, n)
-        if n < 1 << 16
-        else _ARRAY32.pack(0xDD, n)
+        bytes((0x90 | count,))
+        if count < 16
+        else _ARRAY16.pack(0xDC, count)
+        if count < 1 << 16
+        else _ARRAY32.pack(0xDD, count)
     )
-    return b"".join([head, *events])  # one copy of the events, not two
+    size = _LEN.pack(len(head) + len(events))
+    return size + checksum_of_parts(size + head, events), head, events
 
 
 def _frame_at(data: bytes, offset: int) -> int:

@@ -27,7 +27,7 @@ from dataclasses import replace
 from itertools import accumulate
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 try:  # single_writer() compiled; the Python one below is the same protocol
     from microstatedb import _speedups
@@ -63,12 +63,11 @@ from microstatedb.log._format import (
     FRAME_TARGET,
     HEADER_SIZE,
     MIN_EVENT,
-    batch_body,
     compress,
     decode_header,
     decompress,
     encode_header,
-    frame_head,
+    frame_parts,
     iter_frames,
     salvage_frames,
     salvage_zstd,
@@ -203,6 +202,24 @@ def _array_header(n: int) -> int:
     return 1 if n < 16 else 3 if n < 1 << 16 else 5
 
 
+if TYPE_CHECKING:
+    from microstatedb._speedups import EncodedEvents
+
+    # Encoded events in order: a list, or compiled the same reads, append, extend and
+    # ``del b[:n]`` over one buffer.
+    EventBuffer: TypeAlias = list[bytes] | EncodedEvents
+
+
+def _take(buffer: EventBuffer, n: int) -> tuple[bytes, Sequence[int]]:
+    """The first ``n`` events leave ``buffer``: their bytes back to back, and where each ends."""
+    if isinstance(buffer, list):
+        taken = buffer[:n]
+        del buffer[:n]
+        return b"".join(taken), list(accumulate(map(len, taken)))
+    events, ends = buffer.take(n)
+    return events, memoryview(ends).cast("q")
+
+
 def _segment_path(folder: Path, first: int, sealed: bool) -> Path:
     return folder / f"{first:020d}{_SEALED if sealed else _PLAIN}"
 
@@ -287,8 +304,9 @@ class EventLog:
         # in memory
         # In memory, events are kept encoded: a retained Event holds dicts, which the cyclic
         # garbage collector would scan again and again (it cost more than the write itself),
-        # and the bytes take about a tenth of the memory.
-        self._events: list[bytes] = []
+        # and the bytes take about a tenth of the memory. Compiled, they lie back to back in
+        # one buffer, with no object per event at all.
+        self._events: EventBuffer = self._new_buffer()
         self._base = 0
         self._mem_snaps: list[Snapshot] = []
         self._dir: Path | None = None
@@ -303,7 +321,7 @@ class EventLog:
         self._syncing = False
         # Pending events as three parallel lists: a tuple per event would be an object for the
         # garbage collector to track until the commit (it cost a quarter of a write).
-        self._bodies: list[bytes] = []
+        self._bodies: EventBuffer = self._new_buffer()
         self._origins: list[str] = []
         self._seqs: list[int] = []
         # An event is pending once its seq is in _seqs (appended last); _taken counts those
@@ -353,10 +371,14 @@ class EventLog:
         """Append one event; returns its position. Durable as the policy says."""
         return self.append_encoded(encode_checked(event), event.origin, event.seq)
 
-    def encoded_events(self) -> list[bytes]:
-        """The in-memory log's list of encoded events, for one trusted writer that appends each
-        event encoded as ``pack_trusted((EVENT_FORMAT, *fields))`` itself (the store's write
-        path). It stays the same list for the life of the log.
+    def _new_buffer(self) -> EventBuffer:
+        return _speedups.EncodedEvents() if self._native else []
+
+    def encoded_events(self) -> EventBuffer:
+        """The in-memory log's sequence of encoded events, for one trusted writer that appends
+        each event encoded as ``pack_trusted((EVENT_FORMAT, *fields))`` itself (the store's
+        write path): a list, or compiled an ``EncodedEvents`` with the same ``append``. It
+        stays the same object for the life of the log.
 
         Nothing is checked or decoded: bytes that are not such an event corrupt the log.
         A durable log takes such bytes through ``append_encoded`` instead.
@@ -489,29 +511,32 @@ class EventLog:
             # a prefix: n from _seqs, which a writer appends to last, so the other two lists
             # hold at least n as well.
             n = len(self._seqs)
-            bodies, origins, seqs = self._bodies[:n], self._origins[:n], self._seqs[:n]
-            del self._bodies[:n], self._origins[:n], self._seqs[:n]
+            origins, seqs = self._origins[:n], self._seqs[:n]
+            del self._origins[:n], self._seqs[:n]
+            events, ends = _take(self._bodies, n)
             self._taken += n
             upto = self._taken
         if not n:
             return
         try:
-            self._write_items(bodies, origins, seqs)
+            self._write_items(events, ends, origins, seqs)
         except OSError as exc:
             self._failed = exc
             self._refusing = True
             raise os_error(f"writing the log segment in {self._dir}", exc) from exc
         self._written = upto
 
-    def _write_items(self, bodies: list[bytes], origins: list[str], seqs: list[int]) -> None:
-        # Per event only C-level work (accumulate, bisect, scans); the Python loop runs
-        # per frame. A frame takes events up to FRAME_TARGET bytes and up to what the segment
-        # has room for; a full segment rolls, and an event larger than an empty segment goes
-        # alone into it.
-        ends = list(accumulate(map(len, bodies)))
-        n = len(bodies)
+    def _write_items(
+        self, events: bytes, ends: Sequence[int], origins: list[str], seqs: list[int]
+    ) -> None:
+        # ``events`` back to back, event i ending at ends[i]. Per event only C-level work
+        # (bisect, scans); the Python loop runs per frame. A frame takes events up to
+        # FRAME_TARGET bytes and up to what the segment has room for; a full segment rolls,
+        # and an event larger than an empty segment goes alone into it.
+        view = memoryview(events)
+        n = len(ends)
         seg = self._segments[-1]
-        frames: list[bytes] = []
+        frames: list[bytes | memoryview] = []
         first = i = 0  # first: the first event of ``frames``
         while i < n:
             done = ends[i - 1] if i else 0
@@ -527,15 +552,19 @@ class EventLog:
                     seg = self._roll()
                     continue
                 m = i + 1
-            body = batch_body(bodies[i:m])
-            frames += (frame_head(body), body)
-            seg.size += FRAME_OVERHEAD + len(body)
+            parts = frame_parts(view[done : ends[m - 1]], m - i)
+            frames += parts
+            seg.size += FRAME_OVERHEAD + sum(map(len, parts[1:]))
             seg.count += m - i
             i = m
         self._finish(seg, frames, origins[first:], seqs[first:])
 
     def _finish(
-        self, seg: _Segment, frames: list[bytes], origins: Sequence[str], seqs: Sequence[int]
+        self,
+        seg: _Segment,
+        frames: list[bytes | memoryview],
+        origins: Sequence[str],
+        seqs: Sequence[int],
     ) -> None:
         self._write_out(frames)
         seg.disk_bytes = seg.size
@@ -561,7 +590,7 @@ class EventLog:
             if seq > top.get(origin, 0):
                 top[origin] = seq
 
-    def _write_out(self, parts: list[bytes]) -> None:
+    def _write_out(self, parts: list[bytes | memoryview]) -> None:
         # writev: the frames' parts go to the file without being joined into one copy first
         for i in range(0, len(parts), _IOV_MAX):
             group = parts[i : i + _IOV_MAX]
@@ -898,7 +927,8 @@ class EventLog:
                     n = upto_position - self._base
                     if n <= 0:
                         return 0
-                    leaving = self._events[:n]
+                    # copied only for an archive: a copy of a long list touches every event
+                    leaving = self._events[:n] if archive is not None else []
                 if archive is not None:
                     # appends may go on meanwhile; they land after n
                     archive.append([_stored(b) for b in leaving])
