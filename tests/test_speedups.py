@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import random
 import sys
 import time
 from collections.abc import Iterator
@@ -529,15 +530,47 @@ def test_encoded_events_refuse_what_a_log_never_does() -> None:
     assert buffer[:] == [b"a", b"b", b"c"]  # nothing changed
 
 
+def test_encoded_events_across_chunks_and_larger_than_one() -> None:
+    # events of up to 200 KB, the buffer growing and compacting under them
+    rng = random.Random(7)
+    buffer, model = _speedups.EncodedEvents(), []
+    for step in range(3000):
+        n = (
+            rng.choice([0, 1, 7, 300, 4000, 65535, 65536, 65537, 200_000])
+            if step % 50 == 0
+            else rng.randrange(0, 3000)
+        )
+        event = rng.randbytes(n)
+        buffer.append(event)
+        model.append(event)
+        if rng.random() < 0.05:
+            k = rng.randrange(0, len(model) + 1)
+            if rng.random() < 0.5:
+                del buffer[:k]
+            else:
+                events, ends = buffer.take(k)
+                assert events == b"".join(model[:k])
+                assert list(memoryview(ends).cast("q")) == list(accumulate(map(len, model[:k])))
+            del model[:k]
+        if step % 100 == 0:
+            assert buffer[:] == model
+    assert list(buffer) == model
+
+
 def test_encoded_events_give_memory_back_when_events_leave() -> None:
     buffer = _speedups.EncodedEvents()
-    empty = sys.getsizeof(buffer)
-    buffer.extend([b"e" * 40] * 100_000)
+    assert sys.getsizeof(buffer) < 4096  # a small log starts small
+    buffer.append(b"e" * 40)
+    assert sys.getsizeof(buffer) < 4096
+    buffer.extend([b"e" * 40] * 1_000_000)
     full = sys.getsizeof(buffer)
-    assert full >= 100_000 * 48  # the bytes and one offset per event
-    assert full < 100_000 * 48 * 2.5  # and no object per event
-    del buffer[:99_999]
-    assert sys.getsizeof(buffer) < full / 10
+    assert full >= 1_000_000 * 48  # the bytes and one offset per event
+    assert full < 1_000_000 * 48 * 1.5  # and no object per event
+    del buffer[:1_000_000]
+    assert sys.getsizeof(buffer) < 10 * 65536  # the bytes of one event, and little slack
     assert buffer[:] == [b"e" * 40]
     buffer.take(1)
-    assert sys.getsizeof(buffer) <= empty + 16_384
+    assert sys.getsizeof(buffer) < 10 * 65536
+    buffer.extend([b"f" * 40] * 10_000)
+    assert sys.getsizeof(buffer) < 10 * 65536 + 10_000 * 48 * 1.5
+    assert buffer[-1] == b"f" * 40 and len(buffer) == 10_000

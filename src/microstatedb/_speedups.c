@@ -230,22 +230,40 @@ put_head(Buf *b, unsigned char tag, unsigned long long v, int n)
     return 0;
 }
 
+/* The unsigned int v at p, which has room for 9 bytes; returns how many it took. */
+static inline Py_ssize_t
+put_uint_at(char *p, unsigned long long v)
+{
+    if (v < 0x80) {
+        p[0] = (char)v;
+        return 1;
+    }
+    if (v <= 0xff) {
+        p[0] = (char)0xcc;
+        p[1] = (char)v;
+        return 2;
+    }
+    if (v <= 0xffff) {
+        p[0] = (char)0xcd;
+        put_be(p + 1, v, 2);
+        return 3;
+    }
+    if (v <= 0xffffffffULL) {
+        p[0] = (char)0xce;
+        put_be(p + 1, v, 4);
+        return 5;
+    }
+    p[0] = (char)0xcf;
+    put_be(p + 1, v, 8);
+    return 9;
+}
+
 static inline int
 pack_uint(Buf *b, unsigned long long v)
 {
-    if (v < 0x80) {
-        return put_head(b, (unsigned char)v, 0, 0);
-    }
-    if (v <= 0xff) {
-        return put_head(b, 0xcc, v, 1);
-    }
-    if (v <= 0xffff) {
-        return put_head(b, 0xcd, v, 2);
-    }
-    if (v <= 0xffffffffULL) {
-        return put_head(b, 0xce, v, 4);
-    }
-    return put_head(b, 0xcf, v, 8);
+    RESERVE(b, 9);
+    b->len += put_uint_at(b->p + b->len, v);
+    return 0;
 }
 
 static inline int
@@ -345,7 +363,13 @@ pack_container_head(Buf *b, Py_ssize_t n, unsigned char fix, unsigned char t16,
     return UNSUPPORTED;
 }
 
-static int pack_obj(Buf *b, PyObject *o, int depth);
+#if defined(__GNUC__) || defined(__clang__)
+#define NOINLINE __attribute__((noinline))
+#else
+#define NOINLINE
+#endif
+
+static inline int pack_obj(Buf *b, PyObject *o, int depth);
 
 static int
 pack_seq(Buf *b, PyObject *const *items, Py_ssize_t n, int depth)
@@ -381,9 +405,9 @@ pack_dict(Buf *b, PyObject *o, int depth)
     return r;
 }
 
-/* The rarer types, out of line so that pack_obj stays small. */
-static int
-pack_other(Buf *b, PyObject *o, int depth)
+/* Every type pack_obj does not finish itself, out of line so that pack_obj stays a leaf. */
+static NOINLINE int
+pack_slow(Buf *b, PyObject *o, int depth)
 {
     PyTypeObject *t = Py_TYPE(o);
     if (t == &PyUnicode_Type) {
@@ -407,6 +431,9 @@ pack_other(Buf *b, PyObject *o, int depth)
     if (t == &PyTuple_Type) {
         return pack_seq(b, ((PyTupleObject *)o)->ob_item, PyTuple_GET_SIZE(o), depth);
     }
+    if (o == Py_None) {
+        return put_head(b, 0xc0, 0, 0);
+    }
     if (o == Py_True) {
         return put_head(b, 0xc3, 0, 0);
     }
@@ -425,50 +452,57 @@ pack_other(Buf *b, PyObject *o, int depth)
     return UNSUPPORTED;
 }
 
-/* One value. The types CRDT deltas are made of (short ASCII strings, small ints, None,
- * empty containers) take a few instructions each; everything else goes out of line. */
-static int
+#define LEAF_ROOM 40  /* the most a leaf of pack_obj writes: a 31-byte string and its tag */
+
+/* One value. The leaves CRDT deltas are made of (short ASCII strings, small ints, None, empty
+ * containers) are written here, inline in the loops over containers and with no call;
+ * everything else, or a buffer short of room, goes to pack_slow. */
+static inline int
 pack_obj(Buf *b, PyObject *o, int depth)
 {
     PyTypeObject *t = Py_TYPE(o);
-    if (t == &PyUnicode_Type && PyUnicode_IS_COMPACT_ASCII(o)) {  /* ASCII is its own UTF-8 */
-        Py_ssize_t n = PyUnicode_GET_LENGTH(o);
-        if (n < 32) {
-            RESERVE(b, 1 + n);
-            char *p = b->p + b->len;
-            p[0] = (char)(0xa0 | n);
-            copy_short(p + 1, (const char *)(((PyASCIIObject *)o) + 1), n);
-            b->len += 1 + n;
+    if (b->cap - b->len >= LEAF_ROOM) {
+        char *p = b->p + b->len;
+        if (t == &PyUnicode_Type) {
+            if (PyUnicode_IS_COMPACT_ASCII(o) && PyUnicode_GET_LENGTH(o) < 32) {
+                Py_ssize_t n = PyUnicode_GET_LENGTH(o);  /* ASCII is its own UTF-8 */
+                p[0] = (char)(0xa0 | n);
+                copy_short(p + 1, (const char *)(((PyASCIIObject *)o) + 1), n);
+                b->len += 1 + n;
+                return 0;
+            }
+        }
+        else if (t == &PyLong_Type) {
+#if PY_VERSION_HEX < 0x030C0000
+            /* CPython 3.11's layout: an int of at most one 30-bit digit is its sign and digit */
+            Py_ssize_t size = Py_SIZE(o);
+            if (size == 0 || size == 1) {
+                b->len += put_uint_at(p, size ? ((PyLongObject *)o)->ob_digit[0] : 0);
+                return 0;
+            }
+#endif
+        }
+        else if (t == &PyDict_Type) {
+            if (PyDict_GET_SIZE(o) == 0) {
+                p[0] = (char)0x80;
+                b->len++;
+                return 0;
+            }
+        }
+        else if (t == &PyList_Type) {
+            if (PyList_GET_SIZE(o) == 0) {
+                p[0] = (char)0x90;
+                b->len++;
+                return 0;
+            }
+        }
+        else if (o == Py_None) {
+            p[0] = (char)0xc0;
+            b->len++;
             return 0;
         }
-        return pack_raw(b, (const char *)(((PyASCIIObject *)o) + 1), n, 1);
     }
-    unsigned char one;
-    if (t == &PyLong_Type) {
-#if PY_VERSION_HEX < 0x030C0000
-        /* CPython 3.11's layout: an int of at most one 30-bit digit is its sign and digit. */
-        Py_ssize_t size = Py_SIZE(o);
-        if (size == 0 || size == 1) {
-            return pack_uint(b, size ? ((PyLongObject *)o)->ob_digit[0] : 0);
-        }
-#endif
-        return pack_int(b, o);
-    }
-    else if (t == &PyDict_Type && PyDict_GET_SIZE(o) == 0) {
-        one = 0x80;
-    }
-    else if (t == &PyList_Type && PyList_GET_SIZE(o) == 0) {
-        one = 0x90;
-    }
-    else if (o == Py_None) {
-        one = 0xc0;
-    }
-    else {
-        return pack_other(b, o, depth);
-    }
-    RESERVE(b, 1);
-    b->p[b->len++] = (char)one;
-    return 0;
+    return pack_slow(b, o, depth);
 }
 
 /* Values encoded one after another as bytes (after an 8-element array header if asked), or
@@ -536,10 +570,10 @@ events_reserve(EncodedEvents *e, Py_ssize_t need)
         PyErr_NoMemory();
         return -1;
     }
-    if (used + need > e->cap) {
-        Py_ssize_t cap = e->cap < 4096 ? 8192 : e->cap * 2;
+    if (used + need > e->cap) {  /* by half again: a long log's slack stays under a third */
+        Py_ssize_t cap = e->cap < 1024 ? 1024 : e->cap + e->cap / 2;
         while (cap < used + need) {
-            cap *= 2;
+            cap += cap / 2;
         }
         char *data = PyMem_Realloc(e->data, (size_t)cap);
         if (data == NULL) {
@@ -603,10 +637,11 @@ events_drop(EncodedEvents *e, Py_ssize_t n)
     /* give memory back after a large release */
     Py_ssize_t used = e->offs[live];
     if (e->cap > 65536 && used < e->cap / 4) {
-        char *data = PyMem_Realloc(e->data, (size_t)(used * 2 > 8192 ? used * 2 : 8192));
+        Py_ssize_t cap = used * 2 > 8192 ? used * 2 : 8192;
+        char *data = PyMem_Realloc(e->data, (size_t)cap);
         if (data != NULL) {
             e->data = data;
-            e->cap = used * 2 > 8192 ? used * 2 : 8192;
+            e->cap = cap;
         }
     }
     if (e->offs_cap > 4096 && live < e->offs_cap / 4) {
