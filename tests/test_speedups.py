@@ -29,6 +29,7 @@ from microstatedb.clock import LOGICAL_BITS, ManualClock
 from microstatedb.codec import EVENT_FORMAT, pack_trusted, packb
 from microstatedb.errors import InvalidOperation, StoreClosed
 from microstatedb.log import EventLog
+from microstatedb.log._pending import Dots, PendingEvents
 
 
 class PyStore(msdb.Store):
@@ -397,7 +398,7 @@ def test_the_compiled_appender_commits_when_its_buffer_fills(tmp_path: Path) -> 
             put(b"")
         for seq in range(1, 3000):
             put(pack_trusted((EVENT_FORMAT, "a", seq, seq, {}, "k", "counter", [seq])), "a", seq)
-        assert len(log._seqs) < 1024  # a full 'none' buffer is handed to the writer thread
+        assert len(log._pending) < 1024  # a full 'none' buffer is handed to the writer thread
     with EventLog(tmp_path) as log:
         assert log.next_position == 2999
 
@@ -430,6 +431,7 @@ import sys
 sys.modules["microstatedb._speedups"] = None  # makes the import fail
 import microstatedb as msdb
 from microstatedb.log import EventLog
+from microstatedb.log._pending import Dots, PendingEvents
 assert not msdb.Store._native and not EventLog._native
 for options in ({{}}, {{"log": False}}, {{"path": {str(tmp_path / "d")!r}}}):
     with msdb.Store("a", **options) as s:
@@ -489,7 +491,8 @@ def test_encoded_events_behave_like_a_list_of_bytes(
             del model[:arg]
         else:
             n = min(arg, len(model))
-            events, ends = buffer.take(n)
+            events, ends, dots = buffer.take(n)
+            assert dots is None
             assert events == b"".join(model[:n])
             assert list(memoryview(ends).cast("q")) == list(accumulate(map(len, model[:n])))
             del model[:n]
@@ -524,8 +527,12 @@ def test_encoded_events_refuse_what_a_log_never_does() -> None:
         buffer.take(4)
     with pytest.raises(ValueError, match="take"):
         buffer.take(-1)
-    with pytest.raises(TypeError, match="no arguments"):
+    with pytest.raises(TypeError, match="positional"):
         _speedups.EncodedEvents([b"a"])  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="keeps no dots"):
+        buffer.add(b"d", "a", 1)
+    with pytest.raises(TypeError, match="keeps no dots"):
+        buffer.add_many([b"d"], ["a"], [1])
     del buffer[5:]  # an empty range, as for a list
     assert buffer[:] == [b"a", b"b", b"c"]  # nothing changed
 
@@ -548,7 +555,7 @@ def test_encoded_events_across_chunks_and_larger_than_one() -> None:
             if rng.random() < 0.5:
                 del buffer[:k]
             else:
-                events, ends = buffer.take(k)
+                events, ends, _ = buffer.take(k)
                 assert events == b"".join(model[:k])
                 assert list(memoryview(ends).cast("q")) == list(accumulate(map(len, model[:k])))
             del model[:k]
@@ -573,4 +580,105 @@ def test_encoded_events_give_memory_back_when_events_leave() -> None:
     assert sys.getsizeof(buffer) < 10 * 65536
     buffer.extend([b"f" * 40] * 10_000)
     assert sys.getsizeof(buffer) < 10 * 65536 + 10_000 * 48 * 1.5
-    assert buffer[-1] == b"f" * 40 and len(buffer) == 10_000
+    assert buffer[-1] == b"f" * 40
+    assert len(buffer) == 10_000
+
+
+# ------------------------------------------------ a durable log's pending events, with dots
+
+_dot_ops = st.lists(
+    st.one_of(
+        st.tuples(
+            st.just("add"),
+            st.binary(max_size=60),
+            st.sampled_from("abcdefghij"),
+            st.integers(1, 2**64 - 1),
+        ),
+        st.tuples(
+            st.just("many"),
+            st.lists(
+                st.tuples(
+                    st.binary(max_size=20),
+                    st.sampled_from("ab") | st.text(min_size=1, max_size=3),
+                    st.integers(1, 40),
+                ),
+                max_size=30,
+            ),
+        ),
+        st.tuples(st.just("take"), st.integers(0, 40)),
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_dot_ops, st.data())
+def test_pending_events_with_dots_match_the_python_twin(
+    ops: list[Any], data: st.DataObject
+) -> None:
+    native, python = _speedups.EncodedEvents(dots=True), PendingEvents()
+    for op in ops:
+        if op[0] == "add":
+            for buffer in (native, python):
+                buffer.add(*op[1:])
+        elif op[0] == "many":
+            bodies, origins, seqs = (
+                (list(x) for x in zip(*op[1], strict=True)) if op[1] else ([], [], [])
+            )
+            for buffer in (native, python):
+                buffer.add_many(bodies, origins, seqs)
+        else:
+            n = min(op[1], len(python))
+            blob, ends, dots = native.take(n)
+            twin_blob, twin_ends, twin_dots = python.take(n)
+            assert blob == twin_blob
+            assert list(memoryview(ends).cast("q")) == twin_ends
+            assert dots is not None
+            assert len(dots) == len(twin_dots) == n
+            lo = data.draw(st.integers(0, n))
+            hi = data.draw(st.integers(lo, n))
+            assert dots.maxima(lo, hi) == twin_dots.maxima(lo, hi)
+            assert dots.maxima(0, n) == twin_dots.maxima(0, n)
+        assert len(native) == len(python)
+    assert native[:] == python.bodies
+
+
+def test_pending_events_refuse_bad_dots_and_change_nothing() -> None:
+    buffer = _speedups.EncodedEvents(dots=True)
+    buffer.add(b"x", "a", 1)
+    with pytest.raises(TypeError, match="keeps dots"):
+        buffer.append(b"y")
+    with pytest.raises(TypeError, match="keeps dots"):
+        buffer.extend([b"y"])
+    with pytest.raises(TypeError, match="add takes"):
+        buffer.add(b"y", "a")  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="origin is a str"):
+        buffer.add(b"y", 7, 2)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="seq is an int"):
+        buffer.add(b"y", "a", "2")  # type: ignore[arg-type]
+    with pytest.raises(OverflowError):
+        buffer.add(b"y", "a", -1)
+    with pytest.raises(OverflowError):
+        buffer.add(b"y", "a", 2**64)
+    with pytest.raises(ValueError, match="as many"):
+        buffer.add_many([b"y", b"z"], ["a"], [2, 3])
+    with pytest.raises(TypeError, match="add_many takes"):
+        buffer.add_many([b"y"], ["a"])  # type: ignore[call-arg]
+    with pytest.raises(OverflowError):  # the second one is bad: the first does not stay either
+        buffer.add_many([b"y", b"z"], ["a", "b"], [2, -3])
+    with pytest.raises(TypeError, match="iterable"):
+        buffer.add_many([b"y"], 5, [2])  # type: ignore[arg-type]
+    assert buffer[:] == [b"x"]
+    blob, _, dots = buffer.take(1)
+    assert dots is not None
+    assert (blob, dots.maxima(0, 1), dots.maxima(1, 1)) == (b"x", {"a": 1}, {})
+    with pytest.raises(ValueError, match="maxima"):
+        dots.maxima(0, 2)
+    with pytest.raises(ValueError, match="maxima"):
+        dots.maxima(1, 0)
+    with pytest.raises(TypeError, match="maxima takes"):
+        dots.maxima(0)  # type: ignore[call-arg]
+    with pytest.raises(ValueError, match="maxima"):
+        Dots(["a"], [1]).maxima(0, 2)
+    with pytest.raises(TypeError, match="keep dots"):
+        _speedups.appender(object(), _speedups.EncodedEvents(), 10)

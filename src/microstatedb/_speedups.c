@@ -536,34 +536,65 @@ speedups_pack(PyObject *module, PyObject *o)
 /* A log's encoded events, back to back in one buffer, with their boundaries: a bytes object
  * per event cost an allocation on every write and a free when it left memory, and twice the
  * memory of the event itself. It reads as a sequence of bytes; events leave from the front
- * only (a log releases its oldest events). */
+ * only (a log releases its oldest events, a commit takes the pending ones).
+ *
+ * With dots (a durable log's pending events), each event also carries its origin and seq, in
+ * arrays beside the offsets: a commit needs each origin's largest seq per segment, and lists
+ * of them cost two appends per write and an object kept alive per event until the commit. */
 typedef struct {
     PyObject_HEAD
     char *data;
     Py_ssize_t cap;         /* bytes at data */
     Py_ssize_t *offs;       /* event k (counted from the last compaction): offs[k]..offs[k+1] */
-    Py_ssize_t offs_cap;    /* entries at offs */
+    Py_ssize_t offs_cap;    /* entries at offs (and at seqs and oids) */
     Py_ssize_t first;       /* events before this one have left */
     Py_ssize_t nev;         /* events recorded in offs; offs[nev] is the bytes in use */
+    /* with dots only, else NULL */
+    unsigned long long *seqs;
+    unsigned int *oids;     /* index of the event's origin in `origins` */
+    PyObject *origins;      /* list of every origin seen, in order of first sight */
+    PyObject *origin_ids;   /* dict: origin -> index */
+    PyObject *last_origin;  /* borrowed from `origins`: the last one added, and its index */
+    unsigned int last_oid;
+    char refusing;          /* set by the log once closed or failed: appenders ask it why */
 } EncodedEvents;
 
-static PyTypeObject EncodedEventsType;
+static PyTypeObject EncodedEventsType, TakenDotsType;
 
 #define EV_LIVE(e) ((e)->nev - (e)->first)
+
+static int
+events_grow_offs(EncodedEvents *e)
+{
+    Py_ssize_t cap = e->offs_cap * 2;
+    Py_ssize_t *offs = PyMem_Realloc(e->offs, (size_t)cap * sizeof(Py_ssize_t));
+    if (offs == NULL) {
+        return -1;
+    }
+    e->offs = offs;
+    if (e->seqs != NULL) {
+        unsigned long long *seqs = PyMem_Realloc(e->seqs, (size_t)cap * sizeof(*seqs));
+        if (seqs == NULL) {
+            return -1;
+        }
+        e->seqs = seqs;
+        unsigned int *oids = PyMem_Realloc(e->oids, (size_t)cap * sizeof(*oids));
+        if (oids == NULL) {
+            return -1;
+        }
+        e->oids = oids;
+    }
+    e->offs_cap = cap;  /* only once all three have grown */
+    return 0;
+}
 
 /* Room for one more event of up to `need` bytes. */
 static int
 events_reserve(EncodedEvents *e, Py_ssize_t need)
 {
-    if (e->nev + 2 > e->offs_cap) {
-        Py_ssize_t cap = e->offs_cap < 64 ? 128 : e->offs_cap * 2;
-        Py_ssize_t *offs = PyMem_Realloc(e->offs, (size_t)cap * sizeof(Py_ssize_t));
-        if (offs == NULL) {
-            PyErr_NoMemory();
-            return -1;
-        }
-        e->offs = offs;
-        e->offs_cap = cap;
+    if (e->nev + 2 > e->offs_cap && events_grow_offs(e) < 0) {
+        PyErr_NoMemory();
+        return -1;
     }
     Py_ssize_t used = e->offs[e->nev];
     if (need > PY_SSIZE_T_MAX / 2 - used) {
@@ -586,35 +617,122 @@ events_reserve(EncodedEvents *e, Py_ssize_t need)
     return 0;
 }
 
-/* The event of `n` bytes written in place at the end of the buffer (after events_reserve)
- * becomes the last one. */
-static inline void
-events_commit(EncodedEvents *e, Py_ssize_t n)
+/* The index of `origin` in the origins table, added on first sight; -1 on error. */
+static long long
+events_origin_id(EncodedEvents *e, PyObject *origin)
 {
+    if (origin == e->last_origin) {  /* a store's own writes: the same string every time */
+        return e->last_oid;
+    }
+    if (!PyUnicode_CheckExact(origin)) {
+        PyErr_Format(PyExc_TypeError, "an origin is a str, not %.100s", Py_TYPE(origin)->tp_name);
+        return -1;
+    }
+    PyObject *id = PyDict_GetItemWithError(e->origin_ids, origin);
+    long long oid;
+    if (id != NULL) {
+        oid = PyLong_AsLongLong(id);
+        origin = PyList_GET_ITEM(e->origins, oid);  /* the table's own object, kept alive there */
+    }
+    else if (PyErr_Occurred()) {
+        return -1;
+    }
+    else {
+        oid = PyList_GET_SIZE(e->origins);
+        if (oid >= 0xffffffffLL) {
+            PyErr_SetString(PyExc_OverflowError, "more than 2**32 - 1 origins in one buffer");
+            return -1;
+        }
+        PyObject *n = PyLong_FromLongLong(oid);
+        int err = n == NULL || PyDict_SetItem(e->origin_ids, origin, n) < 0 ||
+                  PyList_Append(e->origins, origin) < 0;
+        Py_XDECREF(n);
+        if (err) {
+            return -1;
+        }
+    }
+    e->last_origin = origin;
+    e->last_oid = (unsigned int)oid;
+    return oid;
+}
+
+/* The dot an event is added with: its origin's index and its seq, checked before anything is
+ * added. Without dots, none may be given. */
+static int
+events_dot(EncodedEvents *e, PyObject *origin, PyObject *seq, unsigned int *oid,
+           unsigned long long *s)
+{
+    if ((e->seqs == NULL) != (origin == NULL)) {
+        PyErr_SetString(PyExc_TypeError, e->seqs == NULL
+                                             ? "this buffer keeps no dots: append(body)"
+                                             : "this buffer keeps dots: add(body, origin, seq)");
+        return -1;
+    }
+    if (origin == NULL) {
+        return 0;
+    }
+    if (!PyLong_Check(seq)) {
+        PyErr_Format(PyExc_TypeError, "a seq is an int, not %.100s", Py_TYPE(seq)->tp_name);
+        return -1;
+    }
+    *s = PyLong_AsUnsignedLongLong(seq);
+    if (*s == (unsigned long long)-1 && PyErr_Occurred()) {
+        return -1;
+    }
+    long long id = events_origin_id(e, origin);
+    if (id < 0) {
+        return -1;
+    }
+    *oid = (unsigned int)id;
+    return 0;
+}
+
+/* The event of `n` bytes written in place at the end of the buffer (after events_reserve)
+ * becomes the last one, with its dot if the buffer keeps them. */
+static inline void
+events_commit(EncodedEvents *e, Py_ssize_t n, unsigned int oid, unsigned long long seq)
+{
+    if (e->seqs != NULL) {
+        e->seqs[e->nev] = seq;
+        e->oids[e->nev] = oid;
+    }
     e->offs[e->nev + 1] = e->offs[e->nev] + n;
     e->nev++;
 }
 
 static int
-events_add(EncodedEvents *e, const char *p, Py_ssize_t n)
+events_add(EncodedEvents *e, const char *p, Py_ssize_t n, unsigned int oid,
+           unsigned long long seq)
 {
     if (events_reserve(e, n) < 0) {
         return -1;
     }
     memcpy(e->data + e->offs[e->nev], p, n);
-    events_commit(e, n);
+    events_commit(e, n, oid, seq);
     return 0;
 }
 
 static int
-events_add_object(EncodedEvents *e, PyObject *body)
+check_body(PyObject *body)
 {
     if (!PyBytes_Check(body)) {
         PyErr_Format(PyExc_TypeError, "an encoded event is bytes, not %.100s",
                      Py_TYPE(body)->tp_name);
         return -1;
     }
-    return events_add(e, PyBytes_AS_STRING(body), PyBytes_GET_SIZE(body));
+    return 0;
+}
+
+/* One event given as bytes; origin and seq are NULL for a buffer without dots. */
+static int
+events_add_object(EncodedEvents *e, PyObject *body, PyObject *origin, PyObject *seq)
+{
+    unsigned int oid = 0;
+    unsigned long long s = 0;
+    if (check_body(body) < 0 || events_dot(e, origin, seq, &oid, &s) < 0) {
+        return -1;
+    }
+    return events_add(e, PyBytes_AS_STRING(body), PyBytes_GET_SIZE(body), oid, s);
 }
 
 /* Drops the first `n` live events. Their bytes are reclaimed once they are as many as the live
@@ -632,9 +750,13 @@ events_drop(EncodedEvents *e, Py_ssize_t n)
     for (Py_ssize_t k = 0; k <= live; k++) {
         e->offs[k] = e->offs[e->first + k] - base;
     }
+    if (e->seqs != NULL) {
+        memmove(e->seqs, e->seqs + e->first, (size_t)live * sizeof(*e->seqs));
+        memmove(e->oids, e->oids + e->first, (size_t)live * sizeof(*e->oids));
+    }
     e->first = 0;
     e->nev = live;
-    /* give memory back after a large release */
+    /* give memory back after a large release (a failed shrink keeps the larger block) */
     Py_ssize_t used = e->offs[live];
     if (e->cap > 65536 && used < e->cap / 4) {
         Py_ssize_t cap = used * 2 > 8192 ? used * 2 : 8192;
@@ -647,9 +769,15 @@ events_drop(EncodedEvents *e, Py_ssize_t n)
     if (e->offs_cap > 4096 && live < e->offs_cap / 4) {
         Py_ssize_t cap = live * 2 + 2 > 128 ? live * 2 + 2 : 128;
         Py_ssize_t *offs = PyMem_Realloc(e->offs, (size_t)cap * sizeof(Py_ssize_t));
-        if (offs != NULL) {
+        if (offs != NULL) {  /* then the dots' arrays, which may stay larger */
             e->offs = offs;
             e->offs_cap = cap;
+            if (e->seqs != NULL) {
+                unsigned long long *seqs = PyMem_Realloc(e->seqs, (size_t)cap * sizeof(*seqs));
+                unsigned int *oids = PyMem_Realloc(e->oids, (size_t)cap * sizeof(*oids));
+                e->seqs = seqs != NULL ? seqs : e->seqs;
+                e->oids = oids != NULL ? oids : e->oids;
+            }
         }
     }
 }
@@ -657,21 +785,32 @@ events_drop(EncodedEvents *e, Py_ssize_t n)
 static PyObject *
 events_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
-    if (PyTuple_GET_SIZE(args) != 0 || (kwds != NULL && PyDict_GET_SIZE(kwds) != 0)) {
-        PyErr_SetString(PyExc_TypeError, "EncodedEvents() takes no arguments");
+    static char *kwlist[] = {"dots", NULL};
+    int dots = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$p:EncodedEvents", kwlist, &dots)) {
         return NULL;
     }
     EncodedEvents *e = (EncodedEvents *)type->tp_alloc(type, 0);
     if (e == NULL) {
         return NULL;
     }
+    e->offs_cap = 128;
     e->offs = PyMem_Malloc(128 * sizeof(Py_ssize_t));
     if (e->offs == NULL) {
         Py_DECREF(e);
         return PyErr_NoMemory();
     }
-    e->offs_cap = 128;
     e->offs[0] = 0;
+    if (dots) {
+        e->seqs = PyMem_Malloc(128 * sizeof(*e->seqs));
+        e->oids = PyMem_Malloc(128 * sizeof(*e->oids));
+        e->origins = PyList_New(0);
+        e->origin_ids = PyDict_New();
+        if (e->seqs == NULL || e->oids == NULL || e->origins == NULL || e->origin_ids == NULL) {
+            Py_DECREF(e);
+            return PyErr_NoMemory();
+        }
+    }
     return (PyObject *)e;
 }
 
@@ -680,6 +819,10 @@ events_dealloc(EncodedEvents *e)
 {
     PyMem_Free(e->data);
     PyMem_Free(e->offs);
+    PyMem_Free(e->seqs);
+    PyMem_Free(e->oids);
+    Py_XDECREF(e->origins);  /* strs and ints only: no cycle through here */
+    Py_XDECREF(e->origin_ids);
     Py_TYPE(e)->tp_free((PyObject *)e);
 }
 
@@ -759,39 +902,184 @@ events_ass_subscript(EncodedEvents *e, PyObject *item, PyObject *value)
 static PyObject *
 events_append(EncodedEvents *e, PyObject *body)
 {
-    return events_add_object(e, body) < 0 ? NULL : Py_NewRef(Py_None);
+    return events_add_object(e, body, NULL, NULL) < 0 ? NULL : Py_NewRef(Py_None);
 }
 
 static PyObject *
-events_extend(EncodedEvents *e, PyObject *iterable)
+events_add_method(EncodedEvents *e, PyObject *const *args, Py_ssize_t nargs)
 {
-    PyObject *items = PySequence_Fast(iterable, "extend takes an iterable of bytes");
-    if (items == NULL) {
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "add takes (body, origin, seq)");
         return NULL;
     }
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(items);
-    PyObject **all = PySequence_Fast_ITEMS(items);
-    for (Py_ssize_t k = 0; k < n; k++) {  /* all or nothing */
-        if (!PyBytes_Check(all[k])) {
-            Py_DECREF(items);
-            PyErr_Format(PyExc_TypeError, "an encoded event is bytes, not %.100s",
-                         Py_TYPE(all[k])->tp_name);
-            return NULL;
+    return events_add_object(e, args[0], args[1], args[2]) < 0 ? NULL : Py_NewRef(Py_None);
+}
+
+/* extend(bodies) without dots, add_many(bodies, origins, seqs) with: all or nothing. */
+static PyObject *
+events_extend_all(EncodedEvents *e, PyObject *bodies, PyObject *origins, PyObject *seqs)
+{
+    PyObject *b = NULL, *o = NULL, *s = NULL, *out = NULL;
+    b = PySequence_Fast(bodies, "the bodies are an iterable of bytes");
+    if (b == NULL) {
+        return NULL;
+    }
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(b);
+    if (origins != NULL) {
+        o = PySequence_Fast(origins, "the origins are an iterable of str");
+        s = o == NULL ? NULL : PySequence_Fast(seqs, "the seqs are an iterable of int");
+        if (s == NULL) {
+            goto done;
+        }
+        if (PySequence_Fast_GET_SIZE(o) != n || PySequence_Fast_GET_SIZE(s) != n) {
+            PyErr_SetString(PyExc_ValueError, "as many origins and seqs as bodies");
+            goto done;
+        }
+    }
+    Py_ssize_t before = e->nev;
+    for (Py_ssize_t k = 0; k < n; k++) {  /* every body checked before any goes in */
+        if (check_body(PySequence_Fast_GET_ITEM(b, k)) < 0) {
+            goto done;
         }
     }
     for (Py_ssize_t k = 0; k < n; k++) {
-        if (events_add_object(e, all[k]) < 0) {
-            e->nev -= k;  /* out of memory: take back what went in */
-            Py_DECREF(items);
-            return NULL;
+        if (events_add_object(e, PySequence_Fast_GET_ITEM(b, k),
+                              o == NULL ? NULL : PySequence_Fast_GET_ITEM(o, k),
+                              s == NULL ? NULL : PySequence_Fast_GET_ITEM(s, k)) < 0) {
+            e->nev = before;  /* a bad dot, or out of memory: take back what went in */
+            goto done;
         }
     }
-    Py_DECREF(items);
-    Py_RETURN_NONE;
+    out = Py_NewRef(Py_None);
+done:
+    Py_XDECREF(b);
+    Py_XDECREF(o);
+    Py_XDECREF(s);
+    return out;
 }
 
+static PyObject *
+events_extend(EncodedEvents *e, PyObject *bodies)
+{
+    if (e->seqs != NULL) {
+        PyErr_SetString(PyExc_TypeError, "this buffer keeps dots: add_many(bodies, origins, seqs)");
+        return NULL;
+    }
+    return events_extend_all(e, bodies, NULL, NULL);
+}
+
+static PyObject *
+events_add_many(EncodedEvents *e, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "add_many takes (bodies, origins, seqs)");
+        return NULL;
+    }
+    if (e->seqs == NULL) {
+        PyErr_SetString(PyExc_TypeError, "this buffer keeps no dots: extend(bodies)");
+        return NULL;
+    }
+    return events_extend_all(e, args[0], args[1], args[2]);
+}
+
+/* ------------------------------------------------------------------ TakenDots */
+
+/* The dots of events taken from a buffer, for the largest seq of each origin in a range. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *origins;      /* the buffer's table (it only grows) */
+    Py_ssize_t n;
+    unsigned long long *seqs;
+    unsigned int *oids;
+} TakenDots;
+
+static void
+dots_dealloc(TakenDots *d)
+{
+    Py_XDECREF(d->origins);
+    PyMem_Free(d->seqs);
+    PyMem_Free(d->oids);
+    Py_TYPE(d)->tp_free((PyObject *)d);
+}
+
+static Py_ssize_t
+dots_len(TakenDots *d)
+{
+    return d->n;
+}
+
+static PyObject *
+dots_maxima(TakenDots *d, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_ssize_t lo, hi;
+    if (nargs != 2 || (lo = PyNumber_AsSsize_t(args[0], PyExc_OverflowError)) == -1 ||
+        (hi = PyNumber_AsSsize_t(args[1], PyExc_OverflowError)) == -1) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_TypeError, "maxima takes (lo, hi), two event indexes");
+        }
+        return NULL;
+    }
+    if (lo < 0 || hi > d->n || lo > hi) {
+        PyErr_Format(PyExc_ValueError, "maxima(%zd, %zd) of %zd events", lo, hi, d->n);
+        return NULL;
+    }
+    PyObject *out = PyDict_New();
+    if (out == NULL || lo == hi) {
+        return out;
+    }
+    Py_ssize_t norigins = PyList_GET_SIZE(d->origins);
+    unsigned long long *top = PyMem_Calloc((size_t)norigins, sizeof(*top));
+    unsigned char *seen = PyMem_Calloc((size_t)norigins, 1);
+    if (top == NULL || seen == NULL) {
+        PyMem_Free(top);
+        PyMem_Free(seen);
+        Py_DECREF(out);
+        return PyErr_NoMemory();
+    }
+    for (Py_ssize_t k = lo; k < hi; k++) {
+        unsigned int o = d->oids[k];
+        if (!seen[o] || d->seqs[k] > top[o]) {
+            top[o] = d->seqs[k];
+            seen[o] = 1;
+        }
+    }
+    for (Py_ssize_t o = 0; o < norigins && out != NULL; o++) {
+        if (seen[o]) {
+            PyObject *s = PyLong_FromUnsignedLongLong(top[o]);
+            if (s == NULL || PyDict_SetItem(out, PyList_GET_ITEM(d->origins, o), s) < 0) {
+                Py_CLEAR(out);
+            }
+            Py_XDECREF(s);
+        }
+    }
+    PyMem_Free(top);
+    PyMem_Free(seen);
+    return out;
+}
+
+static PyMethodDef dots_methods[] = {
+    {"maxima", (PyCFunction)(void (*)(void))dots_maxima, METH_FASTCALL,
+     "maxima(lo, hi): {origin: largest seq} over the taken events lo..hi-1."},
+    {NULL},
+};
+
+static PySequenceMethods dots_as_sequence = {
+    .sq_length = (lenfunc)dots_len,
+};
+
+static PyTypeObject TakenDotsType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "microstatedb._speedups.TakenDots",
+    .tp_doc = "The origins and seqs of events taken from an EncodedEvents(dots=True).",
+    .tp_basicsize = sizeof(TakenDots),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_dealloc = (destructor)dots_dealloc,
+    .tp_as_sequence = &dots_as_sequence,
+    .tp_methods = dots_methods,
+};
+
 /* take(n): the first n events leave, returned as (their bytes back to back, the end offset of
- * each as native int64s) for a writer that frames many at once. */
+ * each as native int64s, their dots or None) for a writer that frames many at once. */
 static PyObject *
 events_take(EncodedEvents *e, PyObject *arg)
 {
@@ -806,9 +1094,29 @@ events_take(EncodedEvents *e, PyObject *arg)
     Py_ssize_t base = e->offs[e->first];
     PyObject *blob = PyBytes_FromStringAndSize(e->data + base, e->offs[e->first + n] - base);
     PyObject *ends = PyBytes_FromStringAndSize(NULL, n * (Py_ssize_t)sizeof(long long));
-    if (blob == NULL || ends == NULL) {
+    PyObject *dots = Py_NewRef(Py_None);
+    if (blob != NULL && ends != NULL && e->seqs != NULL) {
+        TakenDots *d = PyObject_New(TakenDots, &TakenDotsType);
+        Py_SETREF(dots, (PyObject *)d);
+        if (d != NULL) {
+            d->origins = Py_NewRef(e->origins);
+            d->n = n;
+            d->seqs = PyMem_Malloc((size_t)(n ? n : 1) * sizeof(*d->seqs));
+            d->oids = PyMem_Malloc((size_t)(n ? n : 1) * sizeof(*d->oids));
+            if (d->seqs == NULL || d->oids == NULL) {
+                Py_CLEAR(dots);
+                PyErr_NoMemory();
+            }
+            else {
+                memcpy(d->seqs, e->seqs + e->first, (size_t)n * sizeof(*d->seqs));
+                memcpy(d->oids, e->oids + e->first, (size_t)n * sizeof(*d->oids));
+            }
+        }
+    }
+    if (blob == NULL || ends == NULL || dots == NULL) {
         Py_XDECREF(blob);
         Py_XDECREF(ends);
+        Py_XDECREF(dots);
         return NULL;
     }
     long long *out = (long long *)PyBytes_AS_STRING(ends);
@@ -816,22 +1124,33 @@ events_take(EncodedEvents *e, PyObject *arg)
         out[k] = (long long)(e->offs[e->first + k + 1] - base);
     }
     events_drop(e, n);
-    return Py_BuildValue("(NN)", blob, ends);
+    return Py_BuildValue("(NNN)", blob, ends, dots);
 }
 
 static PyObject *
 events_sizeof(EncodedEvents *e, PyObject *unused)
 {
+    Py_ssize_t per_event = sizeof(Py_ssize_t) + (e->seqs != NULL ? 12 : 0);
     return PyLong_FromSsize_t((Py_ssize_t)sizeof(EncodedEvents) + e->cap +
-                              e->offs_cap * (Py_ssize_t)sizeof(Py_ssize_t));
+                              e->offs_cap * per_event);
 }
+
+static PyMemberDef events_members[] = {
+    {"refusing", T_BOOL, offsetof(EncodedEvents, refusing), 0,
+     "Set by the log once closed or failed: its appender then asks it why (and raises)."},
+    {NULL},
+};
 
 static PyMethodDef events_methods[] = {
     {"append", (PyCFunction)events_append, METH_O, "Add one encoded event at the end."},
     {"extend", (PyCFunction)events_extend, METH_O, "Add encoded events at the end, all or none."},
+    {"add", (PyCFunction)(void (*)(void))events_add_method, METH_FASTCALL,
+     "add(body, origin, seq): one encoded event with its dot (a buffer with dots)."},
+    {"add_many", (PyCFunction)(void (*)(void))events_add_many, METH_FASTCALL,
+     "add_many(bodies, origins, seqs): events with their dots, all or none."},
     {"take", (PyCFunction)events_take, METH_O,
-     "take(n) -> (bytes, ends): the first n events leave, back to back, with the end offset "
-     "of each as native int64s."},
+     "take(n) -> (bytes, ends, dots): the first n events leave, back to back, with the end "
+     "offset of each as native int64s and their dots (None without)."},
     {"__sizeof__", (PyCFunction)events_sizeof, METH_NOARGS, NULL},
     {NULL},
 };
@@ -850,8 +1169,9 @@ static PyMappingMethods events_as_mapping = {
 static PyTypeObject EncodedEventsType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "microstatedb._speedups.EncodedEvents",
-    .tp_doc = "Encoded events back to back in one buffer: a sequence of bytes that grows at "
-              "the end and loses events at the front.",
+    .tp_doc = "EncodedEvents(*, dots=False): encoded events back to back in one buffer, a "
+              "sequence of bytes that grows at the end and loses events at the front; with "
+              "dots, each event's origin and seq too.",
     .tp_basicsize = sizeof(EncodedEvents),
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_new = events_new,
@@ -859,33 +1179,29 @@ static PyTypeObject EncodedEventsType = {
     .tp_as_sequence = &events_as_sequence,
     .tp_as_mapping = &events_as_mapping,
     .tp_methods = events_methods,
+    .tp_members = events_members,
 };
 
 /* ------------------------------------------------------------------ Appender */
 
-/* EventLog.single_writer() compiled: the durable log's lock-free append of one encoded event
- * (see there for why the order of the three appends matters). */
+/* EventLog.single_writer() compiled: the durable log's append of one encoded event with its
+ * dot, without the log's lock: one C call under the GIL, so a commit sees the whole event or
+ * none of it. */
 typedef struct {
     PyObject_HEAD
     vectorcallfunc vectorcall;
     PyObject *log;
-    PyObject *ns;       /* log.__dict__ */
-    PyObject *bodies;
-    PyObject *origins;
-    PyObject *seqs;
+    EncodedEvents *pending;  /* with dots */
     Py_ssize_t limit;
 } Appender;
 
-static PyObject *str_refusing, *str_check_open, *str_after_append, *str_end;
+static PyObject *str_check_open, *str_after_append, *str_end;
 
 static int
 appender_traverse(Appender *self, visitproc visit, void *arg)
 {
     Py_VISIT(self->log);
-    Py_VISIT(self->ns);
-    Py_VISIT(self->bodies);
-    Py_VISIT(self->origins);
-    Py_VISIT(self->seqs);
+    Py_VISIT(self->pending);
     return 0;
 }
 
@@ -893,10 +1209,7 @@ static int
 appender_clear(Appender *self)
 {
     Py_CLEAR(self->log);
-    Py_CLEAR(self->ns);
-    Py_CLEAR(self->bodies);
-    Py_CLEAR(self->origins);
-    Py_CLEAR(self->seqs);
+    Py_CLEAR(self->pending);
     return 0;
 }
 
@@ -908,26 +1221,12 @@ appender_dealloc(Appender *self)
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
-/* An append in three steps, so that a writer can put the body in place between them:
- * refuse if the log is closed or failed, add the body, then origin and seq. */
+/* An append in two steps, so that a writer can put the event in place between them: refuse if
+ * the log is closed or failed (it raises), and hand a full buffer to the log's writer. */
 static int
 appender_check(Appender *self)
 {
-    /* log._refusing, read from the log's own namespace: a generic attribute lookup cost more
-     * than the three appends */
-    PyObject *refusing = PyDict_GetItemWithError(self->ns, str_refusing);
-    if (refusing != NULL) {
-        Py_INCREF(refusing);
-    }
-    else if (PyErr_Occurred() || (refusing = PyObject_GetAttr(self->log, str_refusing)) == NULL) {
-        return -1;
-    }
-    int r = PyObject_IsTrue(refusing);
-    Py_DECREF(refusing);
-    if (r < 0) {
-        return -1;
-    }
-    if (r) {
+    if (self->pending->refusing) {
         PyObject *ok = PyObject_CallMethodNoArgs(self->log, str_check_open);
         if (ok == NULL) {
             return -1;
@@ -938,12 +1237,9 @@ appender_check(Appender *self)
 }
 
 static int
-appender_finish(Appender *self, PyObject *origin, PyObject *seq)
+appender_finish(Appender *self)
 {
-    if (PyList_Append(self->origins, origin) < 0 || PyList_Append(self->seqs, seq) < 0) {
-        return -1;  /* seq last: then the event counts as pending */
-    }
-    if (PyList_GET_SIZE(self->seqs) >= self->limit) {
+    if (EV_LIVE(self->pending) >= self->limit) {
         PyObject *end = PyObject_CallMethodNoArgs(self->log, str_end);
         if (end == NULL) {
             return -1;
@@ -958,26 +1254,17 @@ appender_finish(Appender *self, PyObject *origin, PyObject *seq)
     return 0;
 }
 
-static int
-appender_put(Appender *self, PyObject *body, PyObject *origin, PyObject *seq)
-{
-    if (appender_check(self) < 0) {
-        return -1;
-    }
-    int r = Py_IS_TYPE(self->bodies, &EncodedEventsType)
-                ? events_add_object((EncodedEvents *)self->bodies, body)
-                : PyList_Append(self->bodies, body);
-    return r < 0 ? -1 : appender_finish(self, origin, seq);
-}
-
 static PyObject *
-appender_call(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+appender_call(PyObject *self_, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
+    Appender *self = (Appender *)self_;
     if (PyVectorcall_NARGS(nargsf) != 3 || kwnames != NULL) {
         PyErr_SetString(PyExc_TypeError, "append takes (body, origin, seq)");
         return NULL;
     }
-    if (appender_put((Appender *)self, args[0], args[1], args[2]) < 0) {
+    if (appender_check(self) < 0 ||
+        events_add_object(self->pending, args[0], args[1], args[2]) < 0 ||
+        appender_finish(self) < 0) {
         return NULL;
     }
     Py_RETURN_NONE;
@@ -999,31 +1286,23 @@ static PyTypeObject AppenderType = {
 static PyObject *
 speedups_appender(PyObject *module, PyObject *args)
 {
-    PyObject *log, *bodies, *origins, *seqs;
+    PyObject *log;
+    EncodedEvents *pending;
     Py_ssize_t limit;
-    if (!PyArg_ParseTuple(args, "OOO!O!n:appender", &log, &bodies, &PyList_Type, &origins,
-                          &PyList_Type, &seqs, &limit)) {
+    if (!PyArg_ParseTuple(args, "OO!n:appender", &log, &EncodedEventsType, &pending, &limit)) {
         return NULL;
     }
-    if (!PyList_Check(bodies) && !Py_IS_TYPE(bodies, &EncodedEventsType)) {
-        PyErr_SetString(PyExc_TypeError, "bodies must be a list or EncodedEvents");
-        return NULL;
-    }
-    PyObject *ns = PyObject_GenericGetDict(log, NULL);
-    if (ns == NULL) {
+    if (pending->seqs == NULL) {
+        PyErr_SetString(PyExc_TypeError, "the pending events must keep dots");
         return NULL;
     }
     Appender *a = PyObject_GC_New(Appender, &AppenderType);
     if (a == NULL) {
-        Py_DECREF(ns);
         return NULL;
     }
     a->vectorcall = appender_call;
-    a->ns = ns;
     a->log = Py_NewRef(log);
-    a->bodies = Py_NewRef(bodies);
-    a->origins = Py_NewRef(origins);
-    a->seqs = Py_NewRef(seqs);
+    a->pending = (EncodedEvents *)Py_NewRef(pending);
     a->limit = limit;
     PyObject_GC_Track(a);
     return (PyObject *)a;
@@ -1316,7 +1595,7 @@ statewriter_call(PyObject *self_, PyObject *const *args, size_t nargsf, PyObject
 }
 
 /* Where a writer's events go in place: the in-memory log's buffer, or the durable log's
- * pending bodies. NULL when they are a list (the Python fallback's) or go to a callable. */
+ * pending events. NULL when they are a list (the Python fallback's) or go to a callable. */
 static EncodedEvents *
 target_of(KeyWriter *self)
 {
@@ -1324,8 +1603,7 @@ target_of(KeyWriter *self)
         return Py_IS_TYPE(self->events, &EncodedEventsType) ? (EncodedEvents *)self->events : NULL;
     }
     if (Py_IS_TYPE(self->put, &AppenderType)) {
-        PyObject *bodies = ((Appender *)self->put)->bodies;
-        return Py_IS_TYPE(bodies, &EncodedEventsType) ? (EncodedEvents *)bodies : NULL;
+        return ((Appender *)self->put)->pending;
     }
     return NULL;
 }
@@ -1357,13 +1635,16 @@ keywriter_call(PyObject *self_, PyObject *const *args, size_t nargsf, PyObject *
     PyObject *deps = st->deps != NULL ? st->deps : Py_None;
     Py_INCREF(deps);
     EncodedEvents *target = target_of(self);
+    unsigned int oid = 0;  /* the node's index among the pending events' origins */
     Buf b;
     buf_init(&b);
     if (target != NULL) {
-        if (events_reserve(target, IN_PLACE) < 0) {
+        long long id = target->seqs != NULL ? events_origin_id(target, self->node) : 0;
+        if (id < 0 || events_reserve(target, IN_PLACE) < 0) {
             Py_DECREF(deps);
             return NULL;
         }
+        oid = (unsigned int)id;
         b.p = target->data + target->offs[target->nev];
         b.cap = IN_PLACE;
     }
@@ -1386,20 +1667,17 @@ keywriter_call(PyObject *self_, PyObject *const *args, size_t nargsf, PyObject *
     }
     if (target != NULL) {
         if (body != NULL) {
-            err = events_add_object(target, body);
+            err = events_add(target, PyBytes_AS_STRING(body), PyBytes_GET_SIZE(body), oid, seq);
         }
         else if (b.owned) {  /* outgrew the reserved room */
-            err = events_add(target, b.p, b.len);
+            err = events_add(target, b.p, b.len, oid, seq);
         }
         else {
-            events_commit(target, b.len);
+            events_commit(target, b.len, oid, seq);
         }
     }
     else if (self->events != NULL) {
         err = PyList_Append(self->events, body);
-    }
-    else if (appender != NULL) {
-        err = PyList_Append(appender->bodies, body);
     }
     else {
         PyObject *pargs[3] = {body, self->node, seqo};
@@ -1410,7 +1688,7 @@ keywriter_call(PyObject *self_, PyObject *const *args, size_t nargsf, PyObject *
     buf_free(&b);
     Py_XDECREF(body);
     if (err == 0 && appender != NULL) {
-        err = appender_finish(appender, self->node, seqo);
+        err = appender_finish(appender);
     }
     if (err == 0) {
         err = PyDict_SetItem(self->vv, self->node, seqo);
@@ -1533,7 +1811,8 @@ static PyMethodDef speedups_methods[] = {
     {"state_writer", speedups_state_writer, METH_VARARGS,
      "state_writer(store, key, node, vv): the write path of one key with log=False."},
     {"appender", speedups_appender, METH_VARARGS,
-     "appender(log, bodies, origins, seqs, limit): EventLog.single_writer() compiled."},
+     "appender(log, pending, limit): EventLog.single_writer() compiled, for pending events "
+     "kept in an EncodedEvents(dots=True)."},
     {NULL},
 };
 
@@ -1550,13 +1829,12 @@ PyInit__speedups(void)
 {
     if (PyType_Ready(&HLCStateType) < 0 || PyType_Ready(&WriteStateType) < 0 ||
         PyType_Ready(&KeyWriterType) < 0 || PyType_Ready(&AppenderType) < 0 ||
-        PyType_Ready(&EncodedEventsType) < 0) {
+        PyType_Ready(&EncodedEventsType) < 0 || PyType_Ready(&TakenDotsType) < 0) {
         return NULL;
     }
     str_tick = PyUnicode_InternFromString("tick");
     str_refuse = PyUnicode_InternFromString("_refuse");
     str_snapshot = PyUnicode_InternFromString("snapshot");
-    str_refusing = PyUnicode_InternFromString("_refusing");
     str_check_open = PyUnicode_InternFromString("_check_open");
     str_after_append = PyUnicode_InternFromString("_after_append");
     str_end = PyUnicode_InternFromString("_end");
@@ -1567,7 +1845,7 @@ PyInit__speedups(void)
     }
     time_time = PyObject_GetAttrString(time_mod, "time");
     Py_DECREF(time_mod);
-    if (!str_tick || !str_refuse || !str_snapshot || !str_refusing || !str_check_open ||
+    if (!str_tick || !str_refuse || !str_snapshot || !str_check_open ||
         !str_after_append || !str_end || !float_1000 || !time_time) {
         return NULL;
     }
@@ -1584,7 +1862,8 @@ PyInit__speedups(void)
         PyModule_AddObjectRef(m, "WriteState", (PyObject *)&WriteStateType) < 0 ||
         PyModule_AddObjectRef(m, "KeyWriter", (PyObject *)&KeyWriterType) < 0 ||
         PyModule_AddObjectRef(m, "Appender", (PyObject *)&AppenderType) < 0 ||
-        PyModule_AddObjectRef(m, "EncodedEvents", (PyObject *)&EncodedEventsType) < 0) {
+        PyModule_AddObjectRef(m, "EncodedEvents", (PyObject *)&EncodedEventsType) < 0 ||
+        PyModule_AddObjectRef(m, "TakenDots", (PyObject *)&TakenDotsType) < 0) {
         Py_DECREF(m);
         return NULL;
     }

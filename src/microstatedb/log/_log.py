@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import itertools
 import math
 import os
 import threading
@@ -24,7 +23,6 @@ import weakref
 from bisect import bisect_right
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
-from itertools import accumulate
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -72,6 +70,7 @@ from microstatedb.log._format import (
     salvage_frames,
     salvage_zstd,
 )
+from microstatedb.log._pending import Dots, PendingEvents
 from microstatedb.log._records import LogStats, RecoveryReport, Snapshot, SnapshotInfo
 from microstatedb.log._snapshots import (
     decode_snapshot,
@@ -88,8 +87,6 @@ _NONE_BUFFER = 1024
 """Under ``none``, appends collect in process up to this many events before one write()."""
 _BATCH_BUFFER = 1 << 20
 """Under ``batch``, an append waits for a commit only when this many events are pending."""
-_SCAN_ORIGINS = 16
-"""Up to this many origins in one write, their largest seqs are found by a scan per origin."""
 _MIN_SEGMENT = 256
 _READ_CHUNK = 1024
 _PLAIN = ".seg"
@@ -203,21 +200,23 @@ def _array_header(n: int) -> int:
 
 
 if TYPE_CHECKING:
-    from microstatedb._speedups import EncodedEvents
+    from microstatedb._speedups import EncodedEvents, TakenDots
 
     # Encoded events in order: a list, or compiled the same reads, append, extend and
     # ``del b[:n]`` over one buffer.
     EventBuffer: TypeAlias = list[bytes] | EncodedEvents
+    # A durable log's pending events with their dots: compiled, or the Python twin.
+    Pending: TypeAlias = EncodedEvents | PendingEvents
 
 
-def _take(buffer: EventBuffer, n: int) -> tuple[bytes, Sequence[int]]:
-    """The first ``n`` events leave ``buffer``: their bytes back to back, and where each ends."""
-    if isinstance(buffer, list):
-        taken = buffer[:n]
-        del buffer[:n]
-        return b"".join(taken), list(accumulate(map(len, taken)))
-    events, ends = buffer.take(n)
-    return events, memoryview(ends).cast("q")
+def _take(pending: Pending, n: int) -> tuple[bytes, Sequence[int], Dots | TakenDots]:
+    """The first ``n`` pending events leave: their bytes back to back, where each ends, and
+    their dots."""
+    if isinstance(pending, PendingEvents):
+        return pending.take(n)
+    events, ends, dots = pending.take(n)
+    assert dots is not None  # a durable log's pending events keep their dots
+    return events, memoryview(ends).cast("q"), dots
 
 
 def _segment_path(folder: Path, first: int, sealed: bool) -> Path:
@@ -306,7 +305,7 @@ class EventLog:
         # garbage collector would scan again and again (it cost more than the write itself),
         # and the bytes take about a tenth of the memory. Compiled, they lie back to back in
         # one buffer, with no object per event at all.
-        self._events: EventBuffer = self._new_buffer()
+        self._events: EventBuffer = _speedups.EncodedEvents() if self._native else []
         self._base = 0
         self._mem_snaps: list[Snapshot] = []
         self._dir: Path | None = None
@@ -319,13 +318,11 @@ class EventLog:
         self._snap_lock = threading.Lock()
         self._cv = threading.Condition(threading.Lock())
         self._syncing = False
-        # Pending events as three parallel lists: a tuple per event would be an object for the
-        # garbage collector to track until the commit (it cost a quarter of a write).
-        self._bodies: EventBuffer = self._new_buffer()
-        self._origins: list[str] = []
-        self._seqs: list[int] = []
-        # An event is pending once its seq is in _seqs (appended last); _taken counts those
-        # that left the lists for the disk, so the next position is _taken + len(_seqs).
+        # Pending events, encoded and unframed, with their dots; _taken counts those that left
+        # for the disk, so the next position is _taken + len(_pending).
+        self._pending: Pending = (
+            _speedups.EncodedEvents(dots=True) if self._native else PendingEvents()
+        )
         self._taken = 0
         self._segments: list[_Segment] = []
         self._firsts: list[int] = []
@@ -371,9 +368,6 @@ class EventLog:
         """Append one event; returns its position. Durable as the policy says."""
         return self.append_encoded(encode_checked(event), event.origin, event.seq)
 
-    def _new_buffer(self) -> EventBuffer:
-        return _speedups.EncodedEvents() if self._native else []
-
     def encoded_events(self) -> EventBuffer:
         """The in-memory log's sequence of encoded events, for one trusted writer that appends
         each event encoded as ``pack_trusted((EVENT_FORMAT, *fields))`` itself (the store's
@@ -406,11 +400,8 @@ class EventLog:
         try:
             if self._closed or self._failed is not None:
                 self._check_open()
-            seqs = self._seqs
-            self._bodies.append(body)
-            self._origins.append(origin)
-            seqs.append(seq)
-            pending = len(seqs)
+            self._pending.add(body, origin, seq)
+            pending = len(self._pending)
             pos = self._taken + pending - 1
         finally:
             lock.release()
@@ -432,28 +423,30 @@ class EventLog:
                 "single_writer() is for durable logs under 'none' or 'batch'; in memory use "
                 "encoded_events(), under 'always' append_encoded()"
             )
-        if self._native:
-            return _speedups.appender(
-                self, self._bodies, self._origins, self._seqs, self._buffer_limit
-            )
-        add_body, add_origin, add_seq = self._bodies.append, self._origins.append, self._seqs.append
-        seqs = self._seqs
+        pending = self._pending
+        if not isinstance(pending, PendingEvents):
+            return _speedups.appender(self, pending, self._buffer_limit)
+        add = pending.add
         limit = self._buffer_limit
 
         def append(body: bytes, origin: str, seq: int) -> None:
             if self._refusing:
                 self._check_open()
-            add_body(body)
-            add_origin(origin)
-            add_seq(seq)  # last: the event counts as pending once its seq is there
-            if len(seqs) >= limit:
+            add(body, origin, seq)
+            if len(pending) >= limit:
                 self._after_append(self._end())
 
         return append
 
+    def _refuse_appends(self) -> None:
+        """Closed or failed: the lock-free appenders check first from now on."""
+        self._refusing = True
+        if self._dir is not None:
+            self._pending.refusing = True
+
     def _end(self) -> int:
         """The next position; exact under ``_lock``, else at most one append behind."""
-        return self._taken + len(self._seqs)
+        return self._taken + len(self._pending)
 
     def append_many(self, events: Sequence[Event]) -> int:
         """Append all of ``events`` or none of them; returns the last one's position.
@@ -472,10 +465,8 @@ class EventLog:
         bodies = [encode_checked(ev) for ev in events]
         with self._lock:
             self._check_open()
-            self._bodies.extend(bodies)
-            self._origins.extend(ev.origin for ev in events)
-            self._seqs.extend(ev.seq for ev in events)
-            pending = len(self._seqs)
+            self._pending.add_many(bodies, [ev.origin for ev in events], [ev.seq for ev in events])
+            pending = len(self._pending)
             upto = self._taken + pending
         if bodies and (self._always or pending >= self._buffer_limit):
             self._after_append(upto)
@@ -507,28 +498,23 @@ class EventLog:
     def _write_pending(self) -> None:
         """Write the pending frames to the OS (no fsync). Caller holds ``_io_lock``."""
         with self._lock:
-            # The lists stay the same objects (a single writer holds their appends), so take
-            # a prefix: n from _seqs, which a writer appends to last, so the other two lists
-            # hold at least n as well.
-            n = len(self._seqs)
-            origins, seqs = self._origins[:n], self._seqs[:n]
-            del self._origins[:n], self._seqs[:n]
-            events, ends = _take(self._bodies, n)
+            # The buffer stays the same object (a single writer holds its appends), so take a
+            # prefix: the whole events there are now.
+            n = len(self._pending)
+            events, ends, dots = _take(self._pending, n)
             self._taken += n
             upto = self._taken
         if not n:
             return
         try:
-            self._write_items(events, ends, origins, seqs)
+            self._write_items(events, ends, dots)
         except OSError as exc:
             self._failed = exc
-            self._refusing = True
+            self._refuse_appends()
             raise os_error(f"writing the log segment in {self._dir}", exc) from exc
         self._written = upto
 
-    def _write_items(
-        self, events: bytes, ends: Sequence[int], origins: list[str], seqs: list[int]
-    ) -> None:
+    def _write_items(self, events: bytes, ends: Sequence[int], dots: Dots | TakenDots) -> None:
         # ``events`` back to back, event i ending at ends[i]. Per event only C-level work
         # (bisect, scans); the Python loop runs per frame. A frame takes events up to
         # FRAME_TARGET bytes and up to what the segment has room for; a full segment rolls,
@@ -546,7 +532,7 @@ class EventLog:
                 m -= 1
             if m == i:
                 if seg.count:
-                    self._finish(seg, frames, origins[first:i], seqs[first:i])
+                    self._finish(seg, frames, dots.maxima(first, i))
                     frames = []
                     first = i
                     seg = self._roll()
@@ -557,36 +543,15 @@ class EventLog:
             seg.size += FRAME_OVERHEAD + sum(map(len, parts[1:]))
             seg.count += m - i
             i = m
-        self._finish(seg, frames, origins[first:], seqs[first:])
+        self._finish(seg, frames, dots.maxima(first, n))
 
     def _finish(
-        self,
-        seg: _Segment,
-        frames: list[bytes | memoryview],
-        origins: Sequence[str],
-        seqs: Sequence[int],
+        self, seg: _Segment, frames: list[bytes | memoryview], tops: dict[str, int]
     ) -> None:
         self._write_out(frames)
         seg.disk_bytes = seg.size
         top = seg.origins
-        if not origins:
-            return
-        first = origins[0]
-        if origins.count(first) == len(origins):  # a store's own writes: one origin
-            seq = max(seqs)
-            if seq > top.get(first, 0):
-                top[first] = seq
-            return
-        distinct = set(origins)
-        if len(distinct) <= _SCAN_ORIGINS:
-            # one C-level pass per origin (a few peers' events applied together)
-            for origin in distinct:
-                seq = max(itertools.compress(seqs, map(origin.__eq__, origins)))
-                if seq > top.get(origin, 0):
-                    top[origin] = seq
-            return
-        # sorted by (origin, seq), a dict keeps each origin's largest seq
-        for origin, seq in dict(sorted(zip(origins, seqs, strict=True))).items():
+        for origin, seq in tops.items():
             if seq > top.get(origin, 0):
                 top[origin] = seq
 
@@ -696,7 +661,7 @@ class EventLog:
                         _fsync(self._fd)
                     except OSError as exc:
                         self._failed = exc
-                        self._refusing = True
+                        self._refuse_appends()
                         raise os_error(f"fsync of the log segment in {self._dir}", exc) from exc
                     self._fsyncs += 1
         finally:
@@ -1001,7 +966,8 @@ class EventLog:
         with self._lock:  # appends racing with close either land before the flush or fail
             if self._closed:
                 return
-            self._closed = self._refusing = True
+            self._closed = True
+            self._refuse_appends()
         if self._dir is None:
             return
         here = threading.current_thread()  # __del__ may run in one of the log's threads
