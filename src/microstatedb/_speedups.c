@@ -474,10 +474,15 @@ pack_obj(Buf *b, PyObject *o, int depth)
         }
         else if (t == &PyLong_Type) {
 #if PY_VERSION_HEX < 0x030C0000
-            /* CPython 3.11's layout: an int of at most one 30-bit digit is its sign and digit */
+            /* CPython 3.11's layout: the sign is the size's, then 30-bit digits; up to two
+             * make a uint64 here: counters, seqs, HLC timestamps */
             Py_ssize_t size = Py_SIZE(o);
-            if (size == 0 || size == 1) {
-                b->len += put_uint_at(p, size ? ((PyLongObject *)o)->ob_digit[0] : 0);
+            if (size >= 0 && size <= 2) {
+                const digit *d = ((PyLongObject *)o)->ob_digit;
+                unsigned long long v = size == 0   ? 0
+                                       : size == 1 ? d[0]
+                                                   : d[0] | (unsigned long long)d[1] << PyLong_SHIFT;
+                b->len += put_uint_at(p, v);
                 return 0;
             }
 #endif
@@ -488,6 +493,7 @@ pack_obj(Buf *b, PyObject *o, int depth)
                 b->len++;
                 return 0;
             }
+            return pack_dict(b, o, depth);
         }
         else if (t == &PyList_Type) {
             if (PyList_GET_SIZE(o) == 0) {
@@ -495,6 +501,7 @@ pack_obj(Buf *b, PyObject *o, int depth)
                 b->len++;
                 return 0;
             }
+            return pack_seq(b, ((PyListObject *)o)->ob_item, PyList_GET_SIZE(o), depth);
         }
         else if (o == Py_None) {
             p[0] = (char)0xc0;
