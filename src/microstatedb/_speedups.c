@@ -660,13 +660,19 @@ events_origin_id(EncodedEvents *e, PyObject *origin)
             PyErr_SetString(PyExc_OverflowError, "more than 2**32 - 1 origins in one buffer");
             return -1;
         }
-        PyObject *n = PyLong_FromLongLong(oid);
-        int err = n == NULL || PyDict_SetItem(e->origin_ids, origin, n) < 0 ||
-                  PyList_Append(e->origins, origin) < 0;
-        Py_XDECREF(n);
-        if (err) {
+        if (PyList_Append(e->origins, origin) < 0) {
             return -1;
         }
+        PyObject *n = PyLong_FromLongLong(oid);
+        if (n == NULL || PyDict_SetItem(e->origin_ids, origin, n) < 0) {
+            Py_XDECREF(n);
+            PyObject *type, *value, *tb;
+            PyErr_Fetch(&type, &value, &tb);
+            PyList_SetSlice(e->origins, oid, oid + 1, NULL);  /* the table stays as it was */
+            PyErr_Restore(type, value, tb);
+            return -1;
+        }
+        Py_DECREF(n);
     }
     e->last_origin = origin;
     e->last_oid = (unsigned int)oid;
@@ -1130,18 +1136,22 @@ events_take(EncodedEvents *e, PyObject *arg)
             }
         }
     }
-    if (blob == NULL || ends == NULL || dots == NULL) {
+    PyObject *out = blob == NULL || ends == NULL || dots == NULL ? NULL : PyTuple_New(3);
+    if (out == NULL) {  /* nothing has left the buffer */
         Py_XDECREF(blob);
         Py_XDECREF(ends);
         Py_XDECREF(dots);
         return NULL;
     }
-    long long *out = (long long *)PyBytes_AS_STRING(ends);
+    long long *at = (long long *)PyBytes_AS_STRING(ends);
     for (Py_ssize_t k = 0; k < n; k++) {
-        out[k] = (long long)(e->offs[e->first + k + 1] - base);
+        at[k] = (long long)(e->offs[e->first + k + 1] - base);
     }
+    PyTuple_SET_ITEM(out, 0, blob);
+    PyTuple_SET_ITEM(out, 1, ends);
+    PyTuple_SET_ITEM(out, 2, dots);
     events_drop(e, n);
-    return Py_BuildValue("(NNN)", blob, ends, dots);
+    return out;
 }
 
 static PyObject *
