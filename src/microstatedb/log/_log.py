@@ -27,7 +27,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeAlias
 
-try:  # single_writer() compiled; the Python one below is the same protocol
+try:  # the events' buffers and single_writer() compiled; the Python twins are below
     from microstatedb import _speedups
 except ImportError:  # pragma: no cover - a build without the C extension
     _speedups = None  # type: ignore[assignment]
@@ -441,8 +441,8 @@ class EventLog:
     def _refuse_appends(self) -> None:
         """Closed or failed: the lock-free appenders check first from now on."""
         self._refusing = True
-        if self._dir is not None:
-            self._pending.refusing = True
+        if self._dir is not None and not isinstance(self._pending, PendingEvents):
+            self._pending.refusing = True  # what the compiled appender reads
 
     def _end(self) -> int:
         """The next position; exact under ``_lock``, else at most one append behind."""

@@ -52,13 +52,12 @@ class PendingEvents:
     GIL may switch threads between any two) leaves that event whole for the next one.
     """
 
-    __slots__ = ("bodies", "origins", "refusing", "seqs")
+    __slots__ = ("bodies", "origins", "seqs")
 
     def __init__(self) -> None:
         self.bodies: list[bytes] = []
         self.origins: list[str] = []
         self.seqs: list[int] = []
-        self.refusing = False
 
     def __len__(self) -> int:
         return len(self.seqs)
