@@ -759,10 +759,15 @@ events_add_object(EncodedEvents *e, PyObject *body, PyObject *origin, PyObject *
 }
 
 /* Drops the first `n` live events. Their bytes are reclaimed once they are as many as the live
- * ones: each live byte then moves at most once per its own length in released ones. */
+ * ones: each live byte then moves at most once per its own length in released ones.
+ *
+ * The capacity stays what the events held before this drop needed: the next ones will need as
+ * much (a log releases one snapshot interval of two, a commit takes what one interval
+ * brought). Only capacity beyond four times that, left by a past burst, is given back. */
 static void
 events_drop(EncodedEvents *e, Py_ssize_t n)
 {
+    Py_ssize_t held_events = EV_LIVE(e), held_bytes = e->offs[e->nev] - e->offs[e->first];
     e->first += n;
     Py_ssize_t live = EV_LIVE(e);
     if (e->first < live) {
@@ -779,18 +784,17 @@ events_drop(EncodedEvents *e, Py_ssize_t n)
     }
     e->first = 0;
     e->nev = live;
-    /* give memory back after a large release (a failed shrink keeps the larger block) */
-    Py_ssize_t used = e->offs[live];
-    if (e->cap > 65536 && used < e->cap / 4) {
-        Py_ssize_t cap = used * 2 > 8192 ? used * 2 : 8192;
+    /* a failed shrink keeps the larger block */
+    if (e->cap > 65536 && held_bytes < e->cap / 4) {
+        Py_ssize_t cap = held_bytes * 2 > 8192 ? held_bytes * 2 : 8192;
         char *data = PyMem_Realloc(e->data, (size_t)cap);
         if (data != NULL) {
             e->data = data;
             e->cap = cap;
         }
     }
-    if (e->offs_cap > 4096 && live < e->offs_cap / 4) {
-        Py_ssize_t cap = live * 2 + 2 > 128 ? live * 2 + 2 : 128;
+    if (e->offs_cap > 4096 && held_events < e->offs_cap / 4) {
+        Py_ssize_t cap = held_events * 2 + 2 > 128 ? held_events * 2 + 2 : 128;
         Py_ssize_t *offs = PyMem_Realloc(e->offs, (size_t)cap * sizeof(Py_ssize_t));
         if (offs != NULL) {  /* then the dots' arrays, which may stay larger */
             e->offs = offs;
