@@ -570,36 +570,38 @@ static PyTypeObject EncodedEventsType, TakenDotsType;
 
 #define EV_LIVE(e) ((e)->nev - (e)->first)
 
+/* Resizes offs and the dots' arrays to `cap` entries. A failed realloc keeps its block, at
+ * least offs_cap long, so offs_cap becomes the least room any array is sure to have: `cap`
+ * after a shrink either way, the old offs_cap after a failed growth (-1 then). */
 static int
-events_grow_offs(EncodedEvents *e)
+events_resize_offs(EncodedEvents *e, Py_ssize_t cap)
 {
-    Py_ssize_t cap = e->offs_cap * 2;
-    Py_ssize_t *offs = PyMem_Realloc(e->offs, (size_t)cap * sizeof(Py_ssize_t));
-    if (offs == NULL) {
-        return -1;
+    Py_ssize_t least = cap;
+    Py_ssize_t *offs = PyMem_Realloc(e->offs, (size_t)cap * sizeof(*offs));
+    if (offs != NULL) {
+        e->offs = offs;
     }
-    e->offs = offs;
+    else if (e->offs_cap < least) {
+        least = e->offs_cap;
+    }
     if (e->seqs != NULL) {
         unsigned long long *seqs = PyMem_Realloc(e->seqs, (size_t)cap * sizeof(*seqs));
-        if (seqs == NULL) {
-            return -1;
-        }
-        e->seqs = seqs;
         unsigned int *oids = PyMem_Realloc(e->oids, (size_t)cap * sizeof(*oids));
-        if (oids == NULL) {
-            return -1;
+        e->seqs = seqs != NULL ? seqs : e->seqs;
+        e->oids = oids != NULL ? oids : e->oids;
+        if ((seqs == NULL || oids == NULL) && e->offs_cap < least) {
+            least = e->offs_cap;
         }
-        e->oids = oids;
     }
-    e->offs_cap = cap;  /* only once all three have grown */
-    return 0;
+    e->offs_cap = least;
+    return least == cap ? 0 : -1;
 }
 
 /* Room for one more event of up to `need` bytes, grown. */
 static NOINLINE int
 events_grow(EncodedEvents *e, Py_ssize_t need)
 {
-    if (e->nev + 2 > e->offs_cap && events_grow_offs(e) < 0) {
+    if (e->nev + 2 > e->offs_cap && events_resize_offs(e, e->offs_cap * 2) < 0) {
         PyErr_NoMemory();
         return -1;
     }
@@ -794,18 +796,7 @@ events_drop(EncodedEvents *e, Py_ssize_t n)
         }
     }
     if (e->offs_cap > 4096 && held_events < e->offs_cap / 4) {
-        Py_ssize_t cap = held_events * 2 + 2 > 128 ? held_events * 2 + 2 : 128;
-        Py_ssize_t *offs = PyMem_Realloc(e->offs, (size_t)cap * sizeof(Py_ssize_t));
-        if (offs != NULL) {  /* then the dots' arrays, which may stay larger */
-            e->offs = offs;
-            e->offs_cap = cap;
-            if (e->seqs != NULL) {
-                unsigned long long *seqs = PyMem_Realloc(e->seqs, (size_t)cap * sizeof(*seqs));
-                unsigned int *oids = PyMem_Realloc(e->oids, (size_t)cap * sizeof(*oids));
-                e->seqs = seqs != NULL ? seqs : e->seqs;
-                e->oids = oids != NULL ? oids : e->oids;
-            }
-        }
+        events_resize_offs(e, held_events * 2 + 2 > 128 ? held_events * 2 + 2 : 128);
     }
 }
 
@@ -1625,20 +1616,6 @@ statewriter_call(PyObject *self_, PyObject *const *args, size_t nargsf, PyObject
     return err < 0 ? NULL : end_write(self);
 }
 
-/* Where a writer's events go in place: the in-memory log's buffer, or the durable log's
- * pending events. NULL when they are a list (the Python fallback's) or go to a callable. */
-static EncodedEvents *
-target_of(KeyWriter *self)
-{
-    if (self->events != NULL) {
-        return Py_IS_TYPE(self->events, &EncodedEventsType) ? (EncodedEvents *)self->events : NULL;
-    }
-    if (Py_IS_TYPE(self->put, &AppenderType)) {
-        return ((Appender *)self->put)->pending;
-    }
-    return NULL;
-}
-
 #define IN_PLACE 256  /* room reserved at the end of the buffer: events are rarely longer */
 
 static PyObject *
@@ -1665,7 +1642,12 @@ keywriter_call(PyObject *self_, PyObject *const *args, size_t nargsf, PyObject *
      * encoded straight into the log's buffer where it has one, and counts once committed. */
     PyObject *deps = st->deps != NULL ? st->deps : Py_None;
     Py_INCREF(deps);
-    EncodedEvents *target = target_of(self);
+    /* where the event goes in place: the in-memory log's buffer or the durable log's pending
+     * events; NULL for a list (the Python fallback's) or a callable sink */
+    EncodedEvents *target = appender != NULL ? appender->pending
+                            : self->events != NULL && Py_IS_TYPE(self->events, &EncodedEventsType)
+                                ? (EncodedEvents *)self->events
+                                : NULL;
     unsigned int oid = 0;  /* the node's index among the pending events' origins */
     Buf b;
     buf_init(&b);
