@@ -140,9 +140,9 @@ def bench_writes(ops: int, repeats: int, tmp: Path) -> tuple[str, dict[str, floa
     text = table(["write", "p50 µs", "p99 µs", "mean µs", "mean vs dict"], rows)
     text += (
         f"\n\nEvent-sourcing overhead (log vs log=False, both through the compiled write "
-        f"path; median of {3 * LAYOUTS} interleaved pairs of runs with the garbage collector "
-        f"on, in {LAYOUTS} processes whose environments differ in size, so that no one memory "
-        "layout decides the figure). Counter "
+        f"path; median of {PAIRS_PER_LAYOUT * LAYOUTS} interleaved pairs of runs with the "
+        f"garbage collector on, in {LAYOUTS} processes whose environments differ in size, so "
+        "that no one memory layout decides the figure). Counter "
         "increments, the cheapest write and so "
         f"the largest ratio: in memory {figures['overhead_mem']:.2f}× "
         f"(+{figures['overhead_mem_us']:.2f} µs per write), durable `batch` "
@@ -216,6 +216,7 @@ ratio between 1.10× and 1.22× from one process to the next: the measurement bi
 layout that Mytkowicz et al. describe ("Producing Wrong Data Without Doing Anything Obviously
 Wrong!", ASPLOS 2009). A median over layouts does not depend on which one a run happens to get.
 """
+PAIRS_PER_LAYOUT = 3
 
 
 class Overhead(NamedTuple):
@@ -264,7 +265,7 @@ def _pairs(
 def paired_overhead(
     kwargs: dict[str, str],
     ops: int,
-    pairs: int = 3,
+    pairs: int = PAIRS_PER_LAYOUT,
     mix: str = "counter",
     python_path: bool = False,
     layouts: int = LAYOUTS,
