@@ -95,6 +95,80 @@ def test_pack_writes_msgpacks_bytes_or_defers(v: Any) -> None:
         assert out is None
 
 
+def _in_fast(v: Any, depth: int = 0) -> bool:
+    """Whether the write path's fast encoder takes ``v`` (else the event goes to ``pack``)."""
+    if type(v) in (list, tuple, dict):
+        if depth >= 32 or len(v) >= 16:
+            return False
+        items = [x for kv in v.items() for x in kv] if type(v) is dict else list(v)
+        return all(_in_fast(x, depth + 1) for x in items)
+    if type(v) is int:
+        return 0 <= v < 2**60  # two of CPython's 30-bit digits
+    if type(v) is str:
+        return v.isascii() and len(v) < 32
+    return v is None or type(v) in (bool, float)
+
+
+# the shapes of CRDT deltas: small containers of short ASCII strings and small ints
+_fast_leaves = (
+    st.none()
+    | st.booleans()
+    | st.floats(allow_nan=True)
+    | st.integers(0, 2**60 - 1)
+    | st.text(st.characters(max_codepoint=127), max_size=31)
+)
+_fast_values = st.recursive(
+    _fast_leaves,
+    lambda inner: (
+        st.lists(inner, max_size=15)
+        | st.lists(inner, max_size=15).map(tuple)
+        | st.dictionaries(
+            st.text(st.characters(max_codepoint=127), max_size=31), inner, max_size=15
+        )
+    ),
+    max_leaves=40,
+)
+
+
+@settings(max_examples=400)
+@given(_values | _fast_values | st.integers(-1, 2**64))
+def test_the_fast_encoder_writes_msgpacks_bytes_or_stops(v: Any) -> None:
+    out = _speedups.pack_fast(v)
+    if _in_fast(v) and len(packb(v)) <= 900:  # its room in this test; the writer's is 256
+        assert out == packb(v)
+    elif out is not None:  # it stopped short of room, or at what it does not take
+        assert _in_fast(v)
+        assert out == packb(v)
+
+
+def test_the_fast_encoder_stops_at_each_edge_of_what_it_takes() -> None:
+    taken: list[Any] = [
+        "a" * 31,
+        2**60 - 1,
+        list(range(15)),
+        {str(i): i for i in range(15)},
+        _nested(31),
+        vars(_Slots()),  # a split table: read through PyDict_Next
+        _dicts_of_every_layout(),
+    ]
+    for v in taken:
+        assert _speedups.pack_fast(v) == packb(v)
+    left: list[Any] = [
+        "a" * 32,
+        "é",
+        2**60,
+        -1,
+        list(range(16)),
+        {str(i): i for i in range(16)},
+        b"x",
+        _nested(32),
+        type("Str", (str,), {})("subclass"),
+    ]
+    for v in left:
+        assert _speedups.pack_fast(v) is None
+        assert _speedups.pack_fast([1, {"k": v}]) is None
+
+
 def _nested(depth: int) -> list[Any]:
     v: list[Any] = [1]
     for _ in range(depth):
@@ -114,6 +188,30 @@ def _nested(depth: int) -> list[Any]:
 )
 def test_pack_defers_what_is_outside_the_core(v: Any) -> None:
     assert _speedups.pack(v) is None
+
+
+class _Slots:
+    def __init__(self) -> None:
+        self.a, self.b = 1, "two"
+
+
+def _dicts_of_every_layout() -> list[dict[Any, Any]]:
+    holes = {str(i): i for i in range(20)}
+    for i in range(0, 20, 3):  # deleted entries stay as holes in a combined table
+        del holes[str(i)]
+    general = {1: "a", "b": 2, None: [3]}  # a non-str key: entries carry their hash
+    del general[1]
+    emptied = {"x": 1}
+    del emptied["x"]
+    return [holes, general, emptied, vars(_Slots()), {**vars(_Slots())}]
+
+
+@pytest.mark.parametrize("d", _dicts_of_every_layout(), ids=repr)
+def test_pack_reads_dicts_of_every_table_layout(d: dict[Any, Any]) -> None:
+    # the compiled encoder walks a combined table's entries itself; split tables (an
+    # instance's attributes) and holes left by deletions must give msgpack's bytes too
+    assert _speedups.pack(d) == packb(d)
+    assert _speedups.pack([d, {"k": d}]) == packb([d, {"k": d}])
 
 
 def test_pack_takes_long_strings_and_big_containers() -> None:

@@ -209,6 +209,24 @@ copy_short(char *dst, const char *src, Py_ssize_t n)
 static inline void
 put_be(char *p, unsigned long long v, int n)
 {
+#if (defined(__GNUC__) || defined(__clang__)) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    /* n is a constant at every call: one swap and one store instead of a loop of byte stores */
+    if (n == 8) {
+        uint64_t w = __builtin_bswap64(v);
+        memcpy(p, &w, 8);
+        return;
+    }
+    if (n == 4) {
+        uint32_t w = __builtin_bswap32((uint32_t)v);
+        memcpy(p, &w, 4);
+        return;
+    }
+    if (n == 2) {
+        uint16_t w = __builtin_bswap16((uint16_t)v);
+        memcpy(p, &w, 2);
+        return;
+    }
+#endif
     for (int i = n - 1; i >= 0; i--) {
         p[i] = (char)(v & 0xff);
         v >>= 8;
@@ -369,7 +387,23 @@ pack_container_head(Buf *b, Py_ssize_t n, unsigned char fix, unsigned char t16,
 #define NOINLINE
 #endif
 
-static inline int pack_obj(Buf *b, PyObject *o, int depth);
+#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000
+/* CPython 3.11's dict keys (Include/internal/pycore_dict.h), read only to walk a combined
+ * dict's entries without a call per entry, as PyDict_Next does */
+#define DICT_ENTRIES_3_11
+typedef struct {
+    Py_ssize_t dk_refcnt;
+    uint8_t dk_log2_size;
+    uint8_t dk_log2_index_bytes;
+    uint8_t dk_kind;
+    uint32_t dk_version;
+    Py_ssize_t dk_usable;
+    Py_ssize_t dk_nentries;
+    char dk_indices[];
+} DictKeys311;
+#endif
+
+static int pack_obj(Buf *b, PyObject *o, int depth);
 
 static int
 pack_seq(Buf *b, PyObject *const *items, Py_ssize_t n, int depth)
@@ -405,9 +439,9 @@ pack_dict(Buf *b, PyObject *o, int depth)
     return r;
 }
 
-/* Every type pack_obj does not finish itself, out of line so that pack_obj stays a leaf. */
-static NOINLINE int
-pack_slow(Buf *b, PyObject *o, int depth)
+/* One value of the msgpack core, in b. */
+static int
+pack_obj(Buf *b, PyObject *o, int depth)
 {
     PyTypeObject *t = Py_TYPE(o);
     if (t == &PyUnicode_Type) {
@@ -452,64 +486,139 @@ pack_slow(Buf *b, PyObject *o, int depth)
     return UNSUPPORTED;
 }
 
-#define LEAF_ROOM 40  /* the most a leaf of pack_obj writes: a 31-byte string and its tag */
+/* The fast encoder: the shapes CRDT deltas are made of (lists, tuples and dicts of fewer than
+ * 16 entries; ASCII strings under 32 characters, ints of up to two digits, floats, None and
+ * booleans), written through a cursor that stays in a register: no Buf in memory to load and
+ * store around every value, no call per leaf. NULL for anything else, or short of room: the
+ * caller then encodes the whole event again with pack_obj, which takes every value. Both give
+ * msgpack's bytes. */
+#define FAST_ROOM 40  /* the most one leaf writes: a 31-byte string and its tag */
 
-/* One value. The leaves CRDT deltas are made of (short ASCII strings, small ints, None, empty
- * containers) are written here, inline in the loops over containers and with no call;
- * everything else, or a buffer short of room, goes to pack_slow. */
-static inline int
-pack_obj(Buf *b, PyObject *o, int depth)
-{
-    PyTypeObject *t = Py_TYPE(o);
-    if (b->cap - b->len >= LEAF_ROOM) {
-        char *p = b->p + b->len;
-        if (t == &PyUnicode_Type) {
-            if (PyUnicode_IS_COMPACT_ASCII(o) && PyUnicode_GET_LENGTH(o) < 32) {
-                Py_ssize_t n = PyUnicode_GET_LENGTH(o);  /* ASCII is its own UTF-8 */
-                p[0] = (char)(0xa0 | n);
-                copy_short(p + 1, (const char *)(((PyASCIIObject *)o) + 1), n);
-                b->len += 1 + n;
-                return 0;
-            }
-        }
-        else if (t == &PyLong_Type) {
-#if PY_VERSION_HEX < 0x030C0000
-            /* CPython 3.11's layout: the sign is the size's, then 30-bit digits; up to two
-             * make a uint64 here: counters, seqs, HLC timestamps */
-            Py_ssize_t size = Py_SIZE(o);
-            if (size >= 0 && size <= 2) {
-                const digit *d = ((PyLongObject *)o)->ob_digit;
-                unsigned long long v = size == 0   ? 0
-                                       : size == 1 ? d[0]
-                                                   : d[0] | (unsigned long long)d[1] << PyLong_SHIFT;
-                b->len += put_uint_at(p, v);
-                return 0;
-            }
+static char *fast_container(char *p, const char *end, PyObject *o, int depth);
+
+#if defined(__GNUC__) || defined(__clang__)
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define ALWAYS_INLINE inline
 #endif
+
+static ALWAYS_INLINE char *
+fast_value(char *p, const char *end, PyObject *o, int depth)
+{
+    if (end - p < FAST_ROOM) {
+        return NULL;
+    }
+    PyTypeObject *t = Py_TYPE(o);
+    if (t == &PyUnicode_Type) {
+        Py_ssize_t n = PyUnicode_GET_LENGTH(o);
+        if (!PyUnicode_IS_COMPACT_ASCII(o) || n >= 32) {
+            return NULL;
         }
-        else if (t == &PyDict_Type) {
-            if (PyDict_GET_SIZE(o) == 0) {
-                p[0] = (char)0x80;
-                b->len++;
-                return 0;
+        p[0] = (char)(0xa0 | n);  /* ASCII is its own UTF-8 */
+        copy_short(p + 1, (const char *)(((PyASCIIObject *)o) + 1), n);
+        return p + 1 + n;
+    }
+    if (t == &PyLong_Type) {
+#if PY_VERSION_HEX < 0x030C0000
+        /* CPython 3.11's layout: the sign is the size's, then 30-bit digits */
+        Py_ssize_t size = Py_SIZE(o);
+        if (size >= 0 && size <= 2) {
+            const digit *d = ((PyLongObject *)o)->ob_digit;
+            unsigned long long v = size == 0   ? 0
+                                   : size == 1 ? d[0]
+                                               : d[0] | (unsigned long long)d[1] << PyLong_SHIFT;
+            return p + put_uint_at(p, v);
+        }
+#endif
+        return NULL;
+    }
+    if (t == &PyDict_Type) {
+        if (PyDict_GET_SIZE(o) == 0 && depth < MAX_DEPTH) {  /* empty: no call */
+            p[0] = (char)0x80;
+            return p + 1;
+        }
+        return fast_container(p, end, o, depth);
+    }
+    if (t == &PyList_Type || t == &PyTuple_Type) {
+        if (Py_SIZE(o) == 0 && depth < MAX_DEPTH) {
+            p[0] = (char)0x90;
+            return p + 1;
+        }
+        return fast_container(p, end, o, depth);
+    }
+    if (o == Py_None) {
+        p[0] = (char)0xc0;
+        return p + 1;
+    }
+    if (o == Py_True || o == Py_False) {
+        p[0] = (char)(o == Py_True ? 0xc3 : 0xc2);
+        return p + 1;
+    }
+    if (t == &PyFloat_Type) {
+        double d = PyFloat_AS_DOUBLE(o);
+        unsigned long long u;
+        memcpy(&u, &d, 8);
+        p[0] = (char)0xcb;
+        put_be(p + 1, u, 8);
+        return p + 9;
+    }
+    return NULL;
+}
+
+static NOINLINE char *
+fast_container(char *p, const char *end, PyObject *o, int depth)
+{
+    if (depth >= MAX_DEPTH) {
+        return NULL;
+    }
+    if (Py_IS_TYPE(o, &PyDict_Type)) {
+        Py_ssize_t n = PyDict_GET_SIZE(o);
+        if (n >= 16) {
+            return NULL;
+        }
+        *p++ = (char)(0x80 | n);
+#ifdef DICT_ENTRIES_3_11
+        if (((PyDictObject *)o)->ma_values == NULL) {
+            DictKeys311 *dk = (DictKeys311 *)((PyDictObject *)o)->ma_keys;
+            char *entries = dk->dk_indices + ((size_t)1 << dk->dk_log2_index_bytes);
+            int general = dk->dk_kind == 0;
+            Py_ssize_t step = general ? 3 : 2;
+            PyObject **e = (PyObject **)entries + (general ? 1 : 0);
+            for (Py_ssize_t i = 0; n > 0 && i < dk->dk_nentries; i++, e += step) {
+                if (e[1] != NULL) {
+                    n--;
+                    p = fast_value(p, end, e[0], depth + 1);
+                    if (p == NULL || (p = fast_value(p, end, e[1], depth + 1)) == NULL) {
+                        return NULL;
+                    }
+                }
             }
-            return pack_dict(b, o, depth);
+            return p;
         }
-        else if (t == &PyList_Type) {
-            if (PyList_GET_SIZE(o) == 0) {
-                p[0] = (char)0x90;
-                b->len++;
-                return 0;
+#endif
+        Py_ssize_t pos = 0;
+        PyObject *k, *v;
+        while (n-- > 0 && PyDict_Next(o, &pos, &k, &v)) {
+            p = fast_value(p, end, k, depth + 1);
+            if (p == NULL || (p = fast_value(p, end, v, depth + 1)) == NULL) {
+                return NULL;
             }
-            return pack_seq(b, ((PyListObject *)o)->ob_item, PyList_GET_SIZE(o), depth);
         }
-        else if (o == Py_None) {
-            p[0] = (char)0xc0;
-            b->len++;
-            return 0;
+        return p;
+    }
+    Py_ssize_t n = Py_SIZE(o);  /* a list or a tuple */
+    if (n >= 16) {
+        return NULL;
+    }
+    PyObject *const *items = Py_IS_TYPE(o, &PyList_Type) ? ((PyListObject *)o)->ob_item
+                                                         : ((PyTupleObject *)o)->ob_item;
+    *p++ = (char)(0x90 | n);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if ((p = fast_value(p, end, items[i], depth + 1)) == NULL) {
+            return NULL;
         }
     }
-    return pack_slow(b, o, depth);
+    return p;
 }
 
 /* Values encoded one after another as bytes (after an 8-element array header if asked), or
@@ -536,6 +645,17 @@ speedups_pack(PyObject *module, PyObject *o)
         out = Py_NewRef(Py_None);  /* outside the core: the caller's encoder takes it */
     }
     return out;
+}
+
+static PyObject *
+speedups_pack_fast(PyObject *module, PyObject *o)
+{
+    char out[1024];
+    char *end = fast_value(out, out + sizeof(out), o, 0);
+    if (end == NULL) {
+        Py_RETURN_NONE;  /* the write path encodes the event again with pack_obj */
+    }
+    return PyBytes_FromStringAndSize(out, end - out);
 }
 
 /* ------------------------------------------------------------- EncodedEvents */
@@ -1497,7 +1617,33 @@ static int
 encode_event(KeyWriter *self, Buf *b, unsigned long long seq, unsigned long long ts,
              PyObject *deps, PyObject *op)
 {
-    int r = self->head == NULL ? UNSUPPORTED : put_bytes(b, self->head);
+    if (self->head == NULL) {
+        return UNSUPPORTED;
+    }
+    /* the fast encoder first, into the room b has (b->len is 0 here); pack_obj if it stops */
+    Py_ssize_t hn = PyBytes_GET_SIZE(self->head), mn = PyBytes_GET_SIZE(self->mid);
+    char *p = b->p + b->len, *end = b->p + b->cap;
+    if (end - p >= hn + mn + 19) {  /* head, seq and ts (9 bytes each), an empty deps, mid */
+        copy_short(p, PyBytes_AS_STRING(self->head), hn);
+        p += hn;
+        p += put_uint_at(p, seq);
+        p += put_uint_at(p, ts);
+        if (Py_IS_TYPE(deps, &PyDict_Type) && PyDict_GET_SIZE(deps) == 0) {
+            *p++ = (char)0x80;
+        }
+        else {
+            p = fast_value(p, end - mn, deps, 0);
+        }
+        if (p != NULL) {
+            copy_short(p, PyBytes_AS_STRING(self->mid), mn);
+            p = fast_value(p + mn, end, op, 0);
+        }
+        if (p != NULL) {
+            b->len = p - b->p;
+            return 0;
+        }
+    }
+    int r = put_bytes(b, self->head);
     if (r == 0) r = pack_uint(b, seq);
     if (r == 0) r = pack_uint(b, ts);
     if (r == 0) r = pack_obj(b, deps, 0);
@@ -1821,6 +1967,9 @@ static PyMethodDef speedups_methods[] = {
      "Seconds since the epoch from the kernel's coarse clock (the last timer tick)."},
     {"pack", speedups_pack, METH_O,
      "msgpack bytes of a value built from the msgpack core types, else None."},
+    {"pack_fast", speedups_pack_fast, METH_O,
+     "msgpack bytes of a value by the write path's fast encoder, else None (where it stops "
+     "and pack takes over)."},
     {"key_writer", speedups_key_writer, METH_VARARGS,
      "key_writer(store, key, kind, node, vv, hlc, wall, events, put, encode, fmt): the "
      "write path of one key with a log; events is the in-memory log's list, else put is the "
