@@ -494,7 +494,9 @@ pack_obj(Buf *b, PyObject *o, int depth)
  * msgpack's bytes. */
 #define FAST_ROOM 40  /* the most one leaf writes: a 31-byte string and its tag */
 
-static char *fast_container(char *p, const char *end, PyObject *o, int depth);
+static char *fast_seq(char *p, const char *end, PyObject *const *items, Py_ssize_t n,
+                      int depth);
+static char *fast_dict(char *p, const char *end, PyObject *o, Py_ssize_t n, int depth);
 
 #if defined(__GNUC__) || defined(__clang__)
 #define ALWAYS_INLINE inline __attribute__((always_inline))
@@ -532,19 +534,30 @@ fast_value(char *p, const char *end, PyObject *o, int depth)
 #endif
         return NULL;
     }
-    if (t == &PyDict_Type) {
-        if (PyDict_GET_SIZE(o) == 0 && depth < MAX_DEPTH) {  /* empty: no call */
-            p[0] = (char)0x80;
-            return p + 1;
-        }
-        return fast_container(p, end, o, depth);
-    }
     if (t == &PyList_Type || t == &PyTuple_Type) {
-        if (Py_SIZE(o) == 0 && depth < MAX_DEPTH) {
+        Py_ssize_t n = Py_SIZE(o);
+        if (n >= 16 || depth >= MAX_DEPTH) {
+            return NULL;
+        }
+        if (n == 0) {  /* empty: no call */
             p[0] = (char)0x90;
             return p + 1;
         }
-        return fast_container(p, end, o, depth);
+        return fast_seq(p, end,
+                        t == &PyList_Type ? ((PyListObject *)o)->ob_item
+                                          : ((PyTupleObject *)o)->ob_item,
+                        n, depth);
+    }
+    if (t == &PyDict_Type) {
+        Py_ssize_t n = PyDict_GET_SIZE(o);
+        if (n >= 16 || depth >= MAX_DEPTH) {
+            return NULL;
+        }
+        if (n == 0) {
+            p[0] = (char)0x80;
+            return p + 1;
+        }
+        return fast_dict(p, end, o, n, depth);
     }
     if (o == Py_None) {
         p[0] = (char)0xc0;
@@ -565,56 +578,50 @@ fast_value(char *p, const char *end, PyObject *o, int depth)
     return NULL;
 }
 
+/* A list's or a tuple's items, after its head: 1 to 15 of them, at `depth` (room for the
+ * head was checked with the value). Apart from the dicts, so that each keeps few registers
+ * to save per call: deltas nest lists several deep. */
 static NOINLINE char *
-fast_container(char *p, const char *end, PyObject *o, int depth)
+fast_seq(char *p, const char *end, PyObject *const *items, Py_ssize_t n, int depth)
 {
-    if (depth >= MAX_DEPTH) {
-        return NULL;
-    }
-    if (Py_IS_TYPE(o, &PyDict_Type)) {
-        Py_ssize_t n = PyDict_GET_SIZE(o);
-        if (n >= 16) {
+    *p++ = (char)(0x90 | n);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if ((p = fast_value(p, end, items[i], depth + 1)) == NULL) {
             return NULL;
         }
-        *p++ = (char)(0x80 | n);
+    }
+    return p;
+}
+
+/* A dict's entries, after its head: 1 to 15 of them, at `depth`. */
+static NOINLINE char *
+fast_dict(char *p, const char *end, PyObject *o, Py_ssize_t n, int depth)
+{
+    *p++ = (char)(0x80 | n);
 #ifdef DICT_ENTRIES_3_11
-        if (((PyDictObject *)o)->ma_values == NULL) {
-            DictKeys311 *dk = (DictKeys311 *)((PyDictObject *)o)->ma_keys;
-            char *entries = dk->dk_indices + ((size_t)1 << dk->dk_log2_index_bytes);
-            int general = dk->dk_kind == 0;
-            Py_ssize_t step = general ? 3 : 2;
-            PyObject **e = (PyObject **)entries + (general ? 1 : 0);
-            for (Py_ssize_t i = 0; n > 0 && i < dk->dk_nentries; i++, e += step) {
-                if (e[1] != NULL) {
-                    n--;
-                    p = fast_value(p, end, e[0], depth + 1);
-                    if (p == NULL || (p = fast_value(p, end, e[1], depth + 1)) == NULL) {
-                        return NULL;
-                    }
+    if (((PyDictObject *)o)->ma_values == NULL) {  /* combined: entries in order, holes NULL */
+        DictKeys311 *dk = (DictKeys311 *)((PyDictObject *)o)->ma_keys;
+        char *entries = dk->dk_indices + ((size_t)1 << dk->dk_log2_index_bytes);
+        int general = dk->dk_kind == 0;  /* DICT_KEYS_GENERAL: entries carry the hash first */
+        Py_ssize_t step = general ? 3 : 2;
+        PyObject **e = (PyObject **)entries + (general ? 1 : 0);
+        for (Py_ssize_t i = 0; n > 0 && i < dk->dk_nentries; i++, e += step) {
+            if (e[1] != NULL) {
+                n--;
+                p = fast_value(p, end, e[0], depth + 1);
+                if (p == NULL || (p = fast_value(p, end, e[1], depth + 1)) == NULL) {
+                    return NULL;
                 }
-            }
-            return p;
-        }
-#endif
-        Py_ssize_t pos = 0;
-        PyObject *k, *v;
-        while (n-- > 0 && PyDict_Next(o, &pos, &k, &v)) {
-            p = fast_value(p, end, k, depth + 1);
-            if (p == NULL || (p = fast_value(p, end, v, depth + 1)) == NULL) {
-                return NULL;
             }
         }
         return p;
     }
-    Py_ssize_t n = Py_SIZE(o);  /* a list or a tuple */
-    if (n >= 16) {
-        return NULL;
-    }
-    PyObject *const *items = Py_IS_TYPE(o, &PyList_Type) ? ((PyListObject *)o)->ob_item
-                                                         : ((PyTupleObject *)o)->ob_item;
-    *p++ = (char)(0x90 | n);
-    for (Py_ssize_t i = 0; i < n; i++) {
-        if ((p = fast_value(p, end, items[i], depth + 1)) == NULL) {
+#endif
+    Py_ssize_t pos = 0;
+    PyObject *k, *v;
+    while (n-- > 0 && PyDict_Next(o, &pos, &k, &v)) {
+        p = fast_value(p, end, k, depth + 1);
+        if (p == NULL || (p = fast_value(p, end, v, depth + 1)) == NULL) {
             return NULL;
         }
     }
