@@ -125,23 +125,25 @@ def bench_writes(ops: int, repeats: int, tmp: Path) -> tuple[str, dict[str, floa
         measured["eventsourcing 9 (memory, aggregate cache)"].mean / mem.mean
     )
     durable = {"path": str(tmp / "pair"), "durability": "batch"}
+    chunk = ops * 5 // 2  # 50,000 writes: the stores' snapshot_every
     measured_overheads = {
-        "mem": paired_overhead({}, ops * 5),
-        "mem_mixed": paired_overhead({}, ops * 5, mix="mixed"),
-        "durable": paired_overhead(durable, ops * 2),
-        "durable_mixed": paired_overhead(durable, ops * 2, mix="mixed"),
+        "mem": paired_overhead({}, chunk),
+        "mem_mixed": paired_overhead({}, chunk, mix="mixed"),
+        "durable": paired_overhead(durable, chunk),
+        "durable_mixed": paired_overhead(durable, chunk, mix="mixed"),
     }
     for name, o in measured_overheads.items():
         figures[f"overhead_{name}"] = o.ratio
         figures[f"overhead_{name}_us"] = o.extra_us
         figures[f"overhead_{name}_lowest"] = o.lowest
         figures[f"overhead_{name}_highest"] = o.highest
-    figures["python_path"] = paired_overhead({}, ops * 5, mix="mixed", python_path=True).ratio
+    figures["python_path"] = paired_overhead({}, chunk, mix="mixed", python_path=True).ratio
     text = table(["write", "p50 µs", "p99 µs", "mean µs", "mean vs dict"], rows)
     text += (
         f"\n\nEvent-sourcing overhead (log vs log=False, both through the compiled write "
-        f"path; median of {PAIRS_PER_LAYOUT * LAYOUTS} interleaved pairs of runs with the "
-        f"garbage collector on, in {LAYOUTS} processes whose environments differ in size, so "
+        f"path; median of {PAIRS_PER_LAYOUT * LAYOUTS} pairs of {chunk:,}-write chunks that "
+        "alternate between two open stores, with the garbage collector on, in "
+        f"{LAYOUTS} processes whose environments differ in size, so "
         "that no one memory layout decides the figure). Counter "
         "increments, the cheapest write and so "
         f"the largest ratio: in memory {figures['overhead_mem']:.2f}× "
@@ -216,7 +218,7 @@ ratio between 1.10× and 1.22× from one process to the next: the measurement bi
 layout that Mytkowicz et al. describe ("Producing Wrong Data Without Doing Anything Obviously
 Wrong!", ASPLOS 2009). A median over layouts does not depend on which one a run happens to get.
 """
-PAIRS_PER_LAYOUT = 3
+PAIRS_PER_LAYOUT = 8
 
 
 class Overhead(NamedTuple):
@@ -235,30 +237,47 @@ class Overhead(NamedTuple):
 def _pairs(
     kwargs: dict[str, object], ops: int, pairs: int, mix: str, python_path: bool
 ) -> list[tuple[float, float]]:
-    """(ratio, extra µs per write) of each of ``pairs`` interleaved pairs of runs.
+    """(ratio, extra µs per write) of each of ``pairs`` pairs of chunks of ``ops`` writes.
 
-    Interleaving puts both sides of each ratio under the same machine load, which a
-    sequential run of one configuration after the other cannot promise here.
+    Both stores stay open and their chunks alternate, the first of each pair taking turns.
+    This machine runs fast and slow for stretches of about a tenth of a second (1.7× apart),
+    so a ratio of two whole runs one after the other says more about the stretch each fell in
+    than about the log. ``ops`` is the stores' ``snapshot_every``, so a chunk takes its share
+    of snapshots. In memory a chunk is written in five parts that alternate with the other
+    store's, a few milliseconds each. Durable, a chunk is written whole and its pending
+    events are made durable outside the timing before the other store's chunk: had the
+    commit thread run on into the other chunk, its cost would land on both sides; this way at
+    most one commit interval's work per chunk (a few percent of it) goes uncounted.
     """
     configs = [(msdb.Store, True), (msdb.Store, False)]
     if python_path:
         configs = [(_PythonPathStore, True), (msdb.Store, True)]
+    stores = []
+    for k, (cls, log) in enumerate(configs):
+        own = dict(kwargs)
+        if "path" in own:
+            own["path"] = f"{own['path']}-{k}"
+            shutil.rmtree(str(own["path"]), ignore_errors=True)
+        stores.append(cls("bench", log=log, **own))  # type: ignore[arg-type]
+    writes = [_workload(store, mix) for store in stores]
     out = []
-    for _ in range(pairs):
-        times = []
-        for cls, log in configs:
-            folder = kwargs.get("path")
-            if folder is not None:
-                shutil.rmtree(str(folder), ignore_errors=True)
-            store = cls("bench", log=log, **kwargs)  # type: ignore[arg-type]
-            write = _workload(store, mix)
-            gc.collect()
-            t0 = time.perf_counter()
-            for i in range(ops):
-                write(i)
-            times.append(time.perf_counter() - t0)
+    try:
+        gc.collect()
+        parts = 1 if "path" in kwargs else 5
+        for k in range(pairs):
+            times = [0.0, 0.0]
+            for _ in range(parts):
+                for j in (0, 1) if k % 2 == 0 else (1, 0):
+                    write = writes[j]
+                    t0 = time.perf_counter()
+                    for i in range(ops // parts):
+                        write(i)
+                    times[j] += time.perf_counter() - t0
+                    stores[j].flush()  # durable: outside the timing, see above
+            out.append((times[0] / times[1], (times[0] - times[1]) / ops * 1e6))
+    finally:
+        for store in stores:
             store.close()
-        out.append((times[0] / times[1], (times[0] - times[1]) / ops * 1e6))
     return out
 
 
@@ -270,9 +289,9 @@ def paired_overhead(
     python_path: bool = False,
     layouts: int = LAYOUTS,
 ) -> Overhead:
-    """The log's overhead over ``pairs`` interleaved pairs of runs in each of ``layouts`` child
-    processes (see ``LAYOUTS``). With ``python_path``, the store with its write path in Python
-    against the compiled one, both with the log."""
+    """The log's overhead over ``pairs`` pairs of ``ops``-write chunks (see ``_pairs``) in each
+    of ``layouts`` child processes (see ``LAYOUTS``). With ``python_path``, the store with its
+    write path in Python against the compiled one, both with the log."""
     every: list[tuple[float, float]] = []
     medians = []
     for k in range(layouts):
