@@ -240,14 +240,15 @@ def _pairs(
     """(ratio, extra µs per write) of each of ``pairs`` pairs of chunks of ``ops`` writes.
 
     Both stores stay open and their chunks alternate, the first of each pair taking turns.
-    This machine runs fast and slow for stretches of about a tenth of a second (1.7× apart),
-    so a ratio of two whole runs one after the other says more about the stretch each fell in
-    than about the log. ``ops`` is the stores' ``snapshot_every``, so a chunk takes its share
-    of snapshots. In memory a chunk is written in five parts that alternate with the other
-    store's, a few milliseconds each. Durable, a chunk is written whole and its pending
-    events are made durable outside the timing before the other store's chunk: had the
-    commit thread run on into the other chunk, its cost would land on both sides; this way at
-    most one commit interval's work per chunk (a few percent of it) goes uncounted.
+    The benchmark machine runs fast and slow for stretches of about a tenth of a second
+    (1.7× apart), so a ratio of two whole runs one after the other says more about the
+    stretch each fell in than about the log. ``ops`` is the stores' ``snapshot_every``, so
+    a chunk takes its share of snapshots. In memory a chunk is written in five parts that
+    alternate with the other store's, a few milliseconds each. Durable, a chunk is written
+    whole and its pending events are made durable outside the timing before the other
+    store's chunk: had the commit thread run on into the other chunk, its cost would land on
+    both sides; this way at most one commit interval's work per chunk (a few percent of it)
+    goes uncounted.
     """
     configs = [(msdb.Store, True), (msdb.Store, False)]
     if python_path:
