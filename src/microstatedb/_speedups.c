@@ -2007,7 +2007,7 @@ PyInit__speedups(void)
     }
     str_tick = PyUnicode_InternFromString("tick");
     str_refuse = PyUnicode_InternFromString("_refuse");
-    str_snapshot = PyUnicode_InternFromString("snapshot");
+    str_snapshot = PyUnicode_InternFromString("_snapshot_due");
     str_check_open = PyUnicode_InternFromString("_check_open");
     str_after_append = PyUnicode_InternFromString("_after_append");
     str_end = PyUnicode_InternFromString("_end");

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import struct
 import sys
 import tempfile
@@ -13,8 +14,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from microstatedb.codec import digest_of
-from microstatedb.errors import ConfigurationError, InvalidOperation, StoreClosed
-from microstatedb.log import EventLog, FolderEventStore, MemoryEventStore
+from microstatedb.errors import (
+    ConfigurationError,
+    InvalidOperation,
+    OperationalError,
+    StoreClosed,
+)
+from microstatedb.log import EventLog, FolderEventStore, MemoryEventStore, _log
 
 from .helpers import ev, fill, segment_files
 
@@ -300,3 +306,122 @@ def test_memory_readers_never_see_a_shifted_event_during_releases() -> None:
         sys.setswitchinterval(interval)
     assert wrong == []
     assert log.first_position == 20_000
+
+
+# Snapshots handed to a batch log's commit thread (write_snapshot(..., wait=False)). A long
+# batch_interval keeps that thread asleep, so the test decides when the snapshot is written.
+
+
+def _idle_batch_log(path: Path, **options: object) -> EventLog:
+    return EventLog(path, durability="batch", batch_interval=3600, **options)  # type: ignore[arg-type]
+
+
+def test_a_handed_over_snapshot_is_written_after_the_log_up_to_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = _idle_batch_log(tmp_path)
+    log.append_many([ev("a", i) for i in range(1, 11)])
+    assert log.write_snapshot(b"s10", {"a": 10}, 10, wait=False) is None
+    assert log.latest_snapshot() is None  # nothing on disk yet: the writer did not wait
+    durable_when_written = []
+    write_atomic = _log.write_atomic
+
+    def watched(path: Path, data: bytes) -> None:
+        durable_when_written.append(log._durable)
+        write_atomic(path, data)
+
+    monkeypatch.setattr(_log, "write_atomic", watched)
+    log.flush()
+    assert durable_when_written == [10]  # the log reached the disk first
+    snap = log.latest_snapshot()
+    assert snap is not None
+    assert (snap.state, snap.info.position) == (b"s10", 10)
+    log.close()
+
+
+def test_a_newer_handed_over_snapshot_replaces_one_not_yet_written(tmp_path: Path) -> None:
+    log = _idle_batch_log(tmp_path, keep_snapshots=5)
+    log.append_many([ev("a", i) for i in range(1, 11)])
+    log.write_snapshot(b"s5", {"a": 5}, 5, wait=False)
+    log.write_snapshot(b"s10", {"a": 10}, 10, wait=False)
+    log.flush()
+    assert len(_snap_files(tmp_path)) == 1
+    snap = log.latest_snapshot()
+    assert snap is not None
+    assert snap.state == b"s10"
+    log.close()
+
+
+def test_snapshots_are_written_in_the_order_asked_for(tmp_path: Path) -> None:
+    log = _idle_batch_log(tmp_path, keep_snapshots=5)
+    log.append_many([ev("a", i) for i in range(1, 11)])
+    log.write_snapshot(b"s5", {"a": 5}, 5, wait=False)
+    info = log.write_snapshot(b"s10", {"a": 10}, 10)  # waits: the handed-over one goes first
+    assert info is not None
+    assert len(_snap_files(tmp_path)) == 2
+    snap = log.latest_snapshot()
+    assert snap is not None
+    assert snap.info == info
+    log.close()
+
+
+def test_close_writes_a_handed_over_snapshot(tmp_path: Path) -> None:
+    log = _idle_batch_log(tmp_path)
+    log.append_many([ev("a", i) for i in range(1, 4)])
+    log.write_snapshot(b"s3", {"a": 3}, 3, wait=False)
+    log.close()
+    with EventLog(tmp_path) as again:
+        snap = again.latest_snapshot()
+        assert snap is not None
+        assert (snap.state, dict(snap.info.vv)) == (b"s3", {"a": 3})
+
+
+def test_release_writes_the_handed_over_snapshot_that_covers_it(tmp_path: Path) -> None:
+    events = fill(tmp_path, 90)
+    with _idle_batch_log(tmp_path, segment_bytes=1024) as log:
+        log.write_snapshot(b"s", {}, 60, wait=False)
+        gone = log.release(60)
+        assert gone > 0
+        assert list(log.read(gone)) == events[gone:]
+        assert log.latest_snapshot() is not None
+
+
+@pytest.mark.parametrize("durability", ["none", "always"])
+def test_logs_without_a_commit_thread_always_wait(tmp_path: Path, durability: str) -> None:
+    with EventLog(tmp_path, durability=durability) as log:
+        log.append(ev("a", 1))
+        info = log.write_snapshot(b"s", {"a": 1}, 1, wait=False)
+        assert info is not None
+        assert [Path(info.path or "")] == _snap_files(tmp_path)
+    memory = EventLog(None)
+    memory.append(ev("a", 1))
+    assert memory.write_snapshot(b"s", {"a": 1}, 1, wait=False) is not None
+
+
+def test_a_failed_background_snapshot_is_kept_and_raised_by_flush(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = EventLog(tmp_path, durability="batch", batch_interval=0.001)
+    tried = threading.Event()
+
+    def no_space(path: Path, data: bytes) -> None:
+        tried.set()
+        raise OSError(errno.ENOSPC, "no space left on device")
+
+    monkeypatch.setattr(_log, "write_atomic", no_space)
+    log.append_many([ev("a", i) for i in range(1, 6)])
+    log.write_snapshot(b"s5", {"a": 5}, 5, wait=False)
+    assert tried.wait(10)  # the commit thread tried it
+    with pytest.raises(OperationalError, match="no space"):
+        log.flush()
+    with pytest.raises(OperationalError, match="no space"):
+        log.release(5)  # it tries the snapshot that would cover it
+    assert log.append(ev("a", 6)) == 5  # the log itself is fine
+    monkeypatch.undo()
+    log.flush()  # the kept snapshot is written now
+    snap = log.latest_snapshot()
+    assert snap is not None
+    assert snap.state == b"s5"
+    log.close()
+    with EventLog(tmp_path) as again:
+        assert [e.dot for e in again.read()] == [("a", i) for i in range(1, 7)]

@@ -29,6 +29,7 @@ class LogMachine(RuleBasedStateMachine):
         self.seqs: dict[str, int] = {}
         self.archive = MemoryEventStore()
         self.snapshot_at = -1
+        self.snapshot_state = b""
 
     def _open(self) -> EventLog:
         return EventLog(
@@ -59,15 +60,34 @@ class LogMachine(RuleBasedStateMachine):
         self.durability = durability
         self.log = self._open()
         assert self.log.recovery.clean
+        self._check_latest_snapshot()  # close wrote a snapshot still handed over
 
-    @rule()
-    def snapshot(self) -> None:
+    @rule(wait=st.booleans())
+    def snapshot(self, wait: bool) -> None:
         position = len(self.model)
-        info = self.log.write_snapshot(b"s%d" % position, dict(self.seqs), position)
+        self.snapshot_state = b"s%d" % position
+        info = self.log.write_snapshot(self.snapshot_state, dict(self.seqs), position, wait=wait)
         self.snapshot_at = position
+        if info is None:  # handed to the commit thread, which may or may not have written it
+            assert self.durability == "batch"
+            assert not wait
+            return
         snap = self.log.latest_snapshot()
         assert snap is not None
         assert snap.info == info
+
+    @rule()
+    def flush(self) -> None:
+        self.log.flush()
+        self._check_latest_snapshot()
+
+    def _check_latest_snapshot(self) -> None:
+        snap = self.log.latest_snapshot()
+        if self.snapshot_at < 0:
+            assert snap is None
+        else:
+            assert snap is not None
+            assert (snap.state, snap.info.position) == (self.snapshot_state, self.snapshot_at)
 
     @precondition(lambda self: self.snapshot_at >= 0)
     @rule(data=st.data())

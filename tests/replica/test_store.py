@@ -330,6 +330,28 @@ def test_durable_store_replays_tail_after_snapshot(tmp_path: Path) -> None:
         assert s.version_vector == {"s": 30, "o": 1}
 
 
+@pytest.mark.parametrize("log", [True, False])
+def test_the_write_paths_snapshots_are_durable_once_flushed(tmp_path: Path, log: bool) -> None:
+    # Under batch, the snapshot due every snapshot_every writes goes to the log's commit
+    # thread; flush() returns once it is on disk, and snapshot() itself waits for it.
+    path = tmp_path / "s"
+    s = msdb.Store("s", path=path, snapshot_every=10, log=log)
+    for _ in range(10):
+        s.counter("n").increment()
+    s.flush()
+    snap = s._log.latest_snapshot()
+    assert snap is not None
+    assert dict(snap.info.vv) == {"s": 10}
+    s.counter("n").increment()
+    s.snapshot()
+    snap = s._log.latest_snapshot()
+    assert snap is not None
+    assert dict(snap.info.vv) == {"s": 11}
+    s.close()
+    with msdb.Store("s", path=path, log=log) as again:
+        assert again.counter("n").value == 11
+
+
 def test_durable_log_free_store_persists_by_snapshot(tmp_path: Path) -> None:
     path = tmp_path / "p"
     with msdb.Store("p", path=path, log=False) as s:

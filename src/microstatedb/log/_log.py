@@ -6,7 +6,8 @@ folder lock; ``_stores`` holds the archives. This module ties them together and 
 one that knows about positions, durability and recovery.
 
 Locks, always taken in this order when nested: ``_release_lock`` (one release at a time),
-``_snap_lock`` (snapshot generations and pruning, never held with the others),
+``_snap_lock`` (one snapshot written at a time, in order: it is held across the commit up to
+the snapshot's position and the file),
 ``_cv`` (group commit bookkeeping), ``_io_lock`` (the active file, the segment list, rolling,
 sealing), ``_lock`` (positions and the pending buffer; held only for a few attribute updates,
 so appends never wait for the disk).
@@ -148,6 +149,11 @@ def _batch_loop(ref: weakref.ref[EventLog], wake: threading.Event, interval: flo
             log._commit_pending()
         except MicroStateError:  # recorded in _failed; appends and flush report it
             return
+        if log._queued_snap is not None and log._snap_failed is None:
+            # A failure is recorded with the snapshot kept: flush, close and the next
+            # snapshot try again and raise it; this thread does not retry it every interval.
+            with contextlib.suppress(MicroStateError):
+                log._write_queued_snapshot()
         del log
 
 
@@ -298,6 +304,9 @@ class EventLog:
         self._closed = False
         self.recovery = RecoveryReport()
         self._snap_position = -1  # position of the newest snapshot written or found
+        # A snapshot handed over with wait=False, for the commit thread: (state, vv, position)
+        self._queued_snap: tuple[bytes, dict[str, int], int] | None = None
+        self._snap_failed: MicroStateError | None = None  # why writing the queued one failed
         self._failed: BaseException | None = None
         self._refusing = False  # closed or failed: one attribute for the lock-free writer
         # in memory
@@ -685,6 +694,7 @@ class EventLog:
         with self._lock:
             end = self._end()
         self._commit(end)
+        self._write_queued_snapshot()
 
     # ----------------------------------------------------------------- reading
 
@@ -799,11 +809,20 @@ class EventLog:
 
     # ----------------------------------------------------------------- snapshots
 
-    def write_snapshot(self, state: bytes, vv: Mapping[str, int], position: int) -> SnapshotInfo:
+    def write_snapshot(
+        self, state: bytes, vv: Mapping[str, int], position: int, *, wait: bool = True
+    ) -> SnapshotInfo | None:
         """Store a snapshot of the derived state covering the first ``position`` events.
 
         The log is flushed up to ``position`` first, so a snapshot never covers events that a
         crash could still take away. Keeps the newest ``keep_snapshots`` snapshots.
+
+        With ``wait=False``, a ``batch`` log hands that disk work to its commit thread and
+        returns None at once: a writer that snapshots every so many events does not wait for
+        two fsyncs. Until it is written, the previous snapshot and the log cover the state. A
+        newer handed-over snapshot replaces one not yet written; ``flush``, ``close``,
+        ``release`` and a waiting ``write_snapshot`` write it first, and raise the error of a
+        failed attempt. Logs in memory or under ``none`` or ``always`` always wait.
         """
         if self._closed:
             raise StoreClosed("the event log is closed; open a new EventLog to continue")
@@ -818,8 +837,8 @@ class EventLog:
                 f"snapshot position must be an int in [0, {self.next_position}], got {position!r}"
             )
         state = bytes(state)
-        ident, data = encode_snapshot(state, vv, position)
         if self._dir is None:
+            ident, _data = encode_snapshot(state, vv, position)
             info = SnapshotInfo(
                 id=ident, vv=dict(vv), position=position, path=None, size=len(state)
             )
@@ -828,20 +847,53 @@ class EventLog:
                 del self._mem_snaps[: -self._keep]
                 self._snap_position = position
             return info
+        if not wait and self._thread is not None:
+            with self._lock:
+                self._queued_snap = (state, dict(vv), position)
+                self._snap_failed = None  # a new snapshot: the commit thread tries it once
+            return None
+        with self._snap_lock:
+            self._write_queued_locked()  # snapshots are written in the order asked for
+            return self._store_snapshot(state, vv, position)
+
+    def _write_queued_snapshot(self) -> None:
+        """Return once no snapshot handed over with ``wait=False`` is waiting or being
+        written (by the commit thread meanwhile, or here)."""
+        with self._snap_lock:
+            self._write_queued_locked()
+
+    def _write_queued_locked(self) -> None:
+        with self._lock:
+            queued, self._queued_snap = self._queued_snap, None
+        if queued is None:
+            return
+        try:
+            self._store_snapshot(*queued)
+            self._snap_failed = None
+        except MicroStateError as exc:
+            with self._lock:
+                if self._queued_snap is None:  # kept for the next try
+                    self._queued_snap = queued
+                    self._snap_failed = exc
+            raise
+
+    def _store_snapshot(self, state: bytes, vv: Mapping[str, int], position: int) -> SnapshotInfo:
+        """The disk part of ``write_snapshot``. Caller holds ``_snap_lock``."""
+        assert self._dir is not None
+        ident, data = encode_snapshot(state, vv, position)
         if position > self._durable:
             self._commit(position)
-        with self._snap_lock:  # not _io_lock: a large state must not hold up commits
-            self._snap_generation += 1
-            path = self._snap_dir / snapshot_name(self._snap_generation, ident)
-            try:
-                write_atomic(path, data)
-                damaged = set(self.recovery.damaged_snapshots)
-                valid = [p for _g, _i, p in list_snapshots(self._snap_dir) if str(p) not in damaged]
-                for old in valid[self._keep :]:
-                    old.unlink(missing_ok=True)
-            except OSError as exc:
-                raise os_error(f"writing snapshot {path}", exc) from exc
-            self._snap_position = position
+        self._snap_generation += 1
+        path = self._snap_dir / snapshot_name(self._snap_generation, ident)
+        try:
+            write_atomic(path, data)
+            damaged = set(self.recovery.damaged_snapshots)
+            valid = [p for _g, _i, p in list_snapshots(self._snap_dir) if str(p) not in damaged]
+            for old in valid[self._keep :]:
+                old.unlink(missing_ok=True)
+        except OSError as exc:
+            raise os_error(f"writing snapshot {path}", exc) from exc
+        self._snap_position = position
         return SnapshotInfo(
             id=ident, vv=dict(vv), position=position, path=str(path), size=len(state)
         )
@@ -881,6 +933,8 @@ class EventLog:
             raise ConfigurationError(
                 f"upto_position must be an int in [0, {self.next_position}], got {upto_position!r}"
             )
+        if upto_position > self._snap_position and self._dir is not None:
+            self._write_queued_snapshot()  # the snapshot handed over may cover it
         if upto_position > self._snap_position:
             raise InvalidOperation(
                 f"positions up to {upto_position} are not covered by a snapshot "
@@ -978,6 +1032,7 @@ class EventLog:
         try:
             if self._failed is None:
                 self._commit(self._end())  # a single writer does not append during close()
+                self._write_queued_snapshot()
         finally:
             with self._seal_cv:
                 self._seal_stop.set()

@@ -459,7 +459,7 @@ class Store(_WriteState):
                 self._touch(key, node, seq)
                 self._since_snapshot += 1
                 if self._since_snapshot >= self._snapshot_every:
-                    self.snapshot()
+                    self._snapshot_due()
 
             return touch
         # With the log: the compiled writer (microstatedb._speedups) does all of the below in
@@ -501,7 +501,7 @@ class Store(_WriteState):
                 self._deps = {}
             self._since_snapshot += 1
             if self._since_snapshot >= self._snapshot_every:
-                self.snapshot()
+                self._snapshot_due()
 
         return emit
 
@@ -537,9 +537,20 @@ class Store(_WriteState):
 
     # ---------------------------------------------------------------------- snapshots
 
-    @_obs.traced(_obs.names.SPAN_SNAPSHOT, _obs.metrics.SNAPSHOT_SECONDS)
     def snapshot(self) -> None:
-        """Write a snapshot of the state now; events it covers may then leave memory."""
+        """Write a snapshot of the state now; events it covers may then leave memory.
+
+        Returns once the snapshot is durable (and, first, the log up to it).
+        """
+        self._snapshot(wait=True)
+
+    def _snapshot_due(self) -> None:
+        # Every snapshot_every events, from the write path: a batch log writes the snapshot in
+        # its commit thread, so the writer only captures the state and does not wait on disk.
+        self._snapshot(wait=False)
+
+    @_obs.traced(_obs.names.SPAN_SNAPSHOT, _obs.metrics.SNAPSHOT_SECONDS)
+    def _snapshot(self, wait: bool) -> None:
         self._check_open()
         objs = [[key, obj.kind, obj.state()] for key, obj in sorted(self._objs.items())]
         blob = packb(
@@ -554,7 +565,7 @@ class Store(_WriteState):
             }
         )
         position = self._log.next_position
-        self._log.write_snapshot(blob, dict(self._vv), position)
+        self._log.write_snapshot(blob, dict(self._vv), position, wait=wait)
         self._snapshots += 1
         self._since_snapshot = 0
         # Events covered by the PREVIOUS snapshot leave memory (or go to the archive), so the
@@ -743,7 +754,7 @@ class Store(_WriteState):
             self._touch(ev.key, origin, ev.seq)
         self._since_snapshot += 1
         if self._since_snapshot >= self._snapshot_every:
-            self.snapshot()
+            self._snapshot_due()
 
     def _note_dep(self, origin: str, seq: int) -> None:
         # The write path hands its (possibly empty) context dict to the event it logs and
