@@ -243,7 +243,9 @@ def _pairs(
     The benchmark machine runs fast and slow for stretches of about a tenth of a second
     (1.7× apart), so a ratio of two whole runs one after the other says more about the
     stretch each fell in than about the log. ``ops`` is the stores' ``snapshot_every``, so
-    a chunk takes its share of snapshots. In memory a chunk is written in five parts that
+    a chunk takes its share of snapshots: one, in its middle, so that what a ``batch`` log's
+    commit thread does for it (flushing the log, writing the file) falls inside the chunk
+    too. In memory a chunk is written in five parts that
     alternate with the other store's, a few milliseconds each. Durable, a chunk is written
     whole and its pending events are made durable outside the timing before the other
     store's chunk: had the commit thread run on into the other chunk, its cost would land on
@@ -263,6 +265,10 @@ def _pairs(
     writes = [_workload(store, mix) for store in stores]
     out = []
     try:
+        for write, store in zip(writes, stores, strict=True):
+            for i in range(ops // 2):  # so that each chunk's snapshot falls in its middle
+                write(i)
+            store.flush()
         gc.collect()
         parts = 1 if "path" in kwargs else 5
         for k in range(pairs):
