@@ -304,17 +304,30 @@ def test_state_only_writes_match_the_python_path(ops: list[Any]) -> None:
     _compare(_run(msdb.Store, ops, log=False), _run(PyStore, ops, log=False))
 
 
+@contextlib.contextmanager
+def _commits(native: bool) -> Iterator[None]:
+    """Logs commit through microstatedb._frames (native) or frame in Python."""
+    before = EventLog._native_frames
+    EventLog._native_frames = native
+    try:
+        yield
+    finally:
+        EventLog._native_frames = before
+
+
 @settings(max_examples=15, deadline=None)
 @given(ops=_ops, native_buffer=st.booleans())
 def test_durable_writes_match_the_python_path(
     tmp_path_factory: pytest.TempPathFactory, ops: list[Any], native_buffer: bool
 ) -> None:
+    # the compiled write path and commit against the Python write path and commit
     stores, folders = [], []
     with _log_buffers(native_buffer):
         for cls in (msdb.Store, PyStore):
             folders.append(tmp_path_factory.mktemp("s"))
-            stores.append(_run(cls, ops, path=folders[-1], durability="batch"))
-            stores[-1].flush()
+            with _commits(cls is msdb.Store):
+                stores.append(_run(cls, ops, path=folders[-1], durability="batch"))
+                stores[-1].flush()
     _compare(*stores)
     for store in stores:
         store.close()
@@ -517,6 +530,7 @@ def test_the_extension_is_built() -> None:
     # The packaged library ships it; a build without a compiler falls back to Python.
     assert msdb.Store._native
     assert EventLog._native
+    assert EventLog._native_frames
     assert sys.modules["microstatedb._speedups"] is _speedups
 
 
@@ -527,10 +541,11 @@ def test_the_library_works_without_the_extension(tmp_path: Path) -> None:
     script = f"""
 import sys
 sys.modules["microstatedb._speedups"] = None  # makes the import fail
+sys.modules["microstatedb._frames"] = None
 import microstatedb as msdb
 from microstatedb.log import EventLog
 from microstatedb.log._pending import Dots, PendingEvents
-assert not msdb.Store._native and not EventLog._native
+assert not msdb.Store._native and not EventLog._native and not EventLog._native_frames
 for options in ({{}}, {{"log": False}}, {{"path": {str(tmp_path / "d")!r}}}):
     with msdb.Store("a", **options) as s:
         s.counter("c").increment(2)

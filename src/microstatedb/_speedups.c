@@ -12,6 +12,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <structmember.h>
+#include <sched.h>
 #include <string.h>
 #include <time.h>
 
@@ -691,6 +692,9 @@ typedef struct {
     PyObject *last_origin;  /* borrowed from `origins`: the last one added, and its index */
     unsigned int last_oid;
     char refusing;          /* set by the log once closed or failed: appenders ask it why */
+    /* Set while take() copies without the GIL: until it is clear again, the arrays must not
+     * move, so a writer that needs more room waits (events_grow). */
+    char copying;
 } EncodedEvents;
 
 static PyTypeObject EncodedEventsType, TakenDotsType;
@@ -724,10 +728,25 @@ events_resize_offs(EncodedEvents *e, Py_ssize_t cap)
     return least == cap ? 0 : -1;
 }
 
+#if defined(__GNUC__) || defined(__clang__)
+#define COPY_WITHOUT_GIL 1
+#define COPYING(e) __atomic_load_n(&(e)->copying, __ATOMIC_ACQUIRE)
+#else  /* no portable atomics here: take() copies with the GIL held */
+#define COPY_WITHOUT_GIL 0
+#define COPYING(e) 0
+#endif
+
 /* Room for one more event of up to `need` bytes, grown. */
 static NOINLINE int
 events_grow(EncodedEvents *e, Py_ssize_t need)
 {
+    if (COPYING(e)) {  /* a take() is copying from these arrays: they must stay put */
+        Py_BEGIN_ALLOW_THREADS
+        while (COPYING(e)) {
+            sched_yield();
+        }
+        Py_END_ALLOW_THREADS
+    }
     if (e->nev + 2 > e->offs_cap && events_resize_offs(e, e->offs_cap * 2) < 0) {
         PyErr_NoMemory();
         return -1;
@@ -1223,8 +1242,41 @@ static PyTypeObject TakenDotsType = {
     .tp_methods = dots_methods,
 };
 
+/* Copies out of the buffer for take(): from fixed arrays, touching no Python object. */
+typedef struct {
+    const char *data;
+    const Py_ssize_t *offs;
+    const unsigned long long *seqs;
+    const unsigned int *oids;
+    Py_ssize_t first, n, base;
+    char *blob;
+    long long *ends;
+    unsigned long long *out_seqs;
+    unsigned int *out_oids;
+} TakeCopy;
+
+static void
+take_copy(const TakeCopy *c)
+{
+    memcpy(c->blob, c->data + c->base, (size_t)(c->offs[c->first + c->n] - c->base));
+    for (Py_ssize_t k = 0; k < c->n; k++) {
+        c->ends[k] = (long long)(c->offs[c->first + k + 1] - c->base);
+    }
+    if (c->out_seqs != NULL) {
+        memcpy(c->out_seqs, c->seqs + c->first, (size_t)c->n * sizeof(*c->seqs));
+        memcpy(c->out_oids, c->oids + c->first, (size_t)c->n * sizeof(*c->oids));
+    }
+}
+
+/* Bytes from which take() copies with the GIL released: a durable log's commit takes what
+ * the writer appended meanwhile, and a copy of megabytes (from the writer's core's cache)
+ * held up the writer for as long. */
+#define COPY_ALONE (64 * 1024)
+
 /* take(n): the first n events leave, returned as (their bytes back to back, the end offset of
- * each as native int64s, their dots or None) for a writer that frames many at once. */
+ * each as native int64s, their dots or None) for a writer that frames many at once. A single
+ * writer may append meanwhile (it holds no lock): a large copy runs without the GIL, from
+ * arrays that stay put until it is done, and the events appended meanwhile follow. */
 static PyObject *
 events_take(EncodedEvents *e, PyObject *arg)
 {
@@ -1236,8 +1288,12 @@ events_take(EncodedEvents *e, PyObject *arg)
         PyErr_Format(PyExc_ValueError, "take(%zd) of %zd events", n, EV_LIVE(e));
         return NULL;
     }
-    Py_ssize_t base = e->offs[e->first];
-    PyObject *blob = PyBytes_FromStringAndSize(e->data + base, e->offs[e->first + n] - base);
+    if (e->copying) {
+        PyErr_SetString(PyExc_RuntimeError, "take() while another take() copies");
+        return NULL;
+    }
+    Py_ssize_t base = e->offs[e->first], len = e->offs[e->first + n] - base;
+    PyObject *blob = PyBytes_FromStringAndSize(NULL, len);
     PyObject *ends = PyBytes_FromStringAndSize(NULL, n * (Py_ssize_t)sizeof(long long));
     PyObject *dots = Py_NewRef(Py_None);
     if (blob != NULL && ends != NULL && e->seqs != NULL) {
@@ -1252,10 +1308,6 @@ events_take(EncodedEvents *e, PyObject *arg)
                 Py_CLEAR(dots);
                 PyErr_NoMemory();
             }
-            else {
-                memcpy(d->seqs, e->seqs + e->first, (size_t)n * sizeof(*d->seqs));
-                memcpy(d->oids, e->oids + e->first, (size_t)n * sizeof(*d->oids));
-            }
         }
     }
     PyObject *out = blob == NULL || ends == NULL || dots == NULL ? NULL : PyTuple_New(3);
@@ -1265,9 +1317,24 @@ events_take(EncodedEvents *e, PyObject *arg)
         Py_XDECREF(dots);
         return NULL;
     }
-    long long *at = (long long *)PyBytes_AS_STRING(ends);
-    for (Py_ssize_t k = 0; k < n; k++) {
-        at[k] = (long long)(e->offs[e->first + k + 1] - base);
+    TakenDots *d = dots == Py_None ? NULL : (TakenDots *)dots;
+    TakeCopy c = {
+        .data = e->data, .offs = e->offs, .seqs = e->seqs, .oids = e->oids,
+        .first = e->first, .n = n, .base = base,
+        .blob = PyBytes_AS_STRING(blob), .ends = (long long *)PyBytes_AS_STRING(ends),
+        .out_seqs = d != NULL ? d->seqs : NULL, .out_oids = d != NULL ? d->oids : NULL,
+    };
+    if (COPY_WITHOUT_GIL && len >= COPY_ALONE) {
+        e->copying = 1;
+        Py_BEGIN_ALLOW_THREADS
+        take_copy(&c);
+#if COPY_WITHOUT_GIL
+        __atomic_store_n(&e->copying, 0, __ATOMIC_RELEASE);
+#endif
+        Py_END_ALLOW_THREADS
+    }
+    else {
+        take_copy(&c);
     }
     PyTuple_SET_ITEM(out, 0, blob);
     PyTuple_SET_ITEM(out, 1, ends);

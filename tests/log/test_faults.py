@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import gc
+import os
 import sys
 import threading
 from pathlib import Path
@@ -41,20 +42,31 @@ def test_a_failed_fsync_fails_the_append_and_the_log(
         assert [e.dot for e in again.read()][:1] == [("a", 1)]
 
 
-def test_a_failed_write_fails_the_flush(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("native", [True, False])
+def test_a_failed_write_fails_the_flush(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, native: bool
+) -> None:
+    # A real failure from the OS, for the compiled commit and the Python one: the segment's
+    # descriptor is swapped for a read-only one on the same file, so the write gets EBADF.
+    monkeypatch.setattr(EventLog, "_native_frames", native and _log._frames is not None)
     log = EventLog(tmp_path, durability="none")
     log.append(ev("a", 1))
-
-    def no_space(self: EventLog, chunk: list[bytes]) -> None:
-        raise OSError(errno.ENOSPC, "no space left on device")
-
-    monkeypatch.setattr(EventLog, "_write_out", no_space)
-    with pytest.raises(OperationalError, match="no space"):
+    log.flush()
+    segment = segment_files(tmp_path)[-1]
+    read_only = os.open(segment, os.O_RDONLY)
+    saved = os.dup(log._fd)
+    os.dup2(read_only, log._fd)
+    log.append(ev("a", 2))
+    with pytest.raises(OperationalError, match="Bad file descriptor"):
         log.flush()
     with pytest.raises(OperationalError):
-        log.append(ev("a", 2))
-    monkeypatch.undo()
+        log.append(ev("a", 3))
+    os.dup2(saved, log._fd)
+    for fd in (read_only, saved):
+        os.close(fd)
     log.close()
+    with EventLog(tmp_path) as again:  # what was acknowledged before the failure is there
+        assert [e.dot for e in again.read()] == [("a", 1)]
 
 
 def test_a_failed_background_commit_is_reported_to_the_next_append(
@@ -326,6 +338,7 @@ def test_a_short_writev_is_finished_byte_by_byte(
         return real(fd, [data[: len(data) // 3]])
 
     monkeypatch.setattr(_log.os, "writev", short_writev)
+    monkeypatch.setattr(EventLog, "_native_frames", False)  # the compiled commit: test_frames
     with EventLog(tmp_path, durability="none") as log:
         log.append_many([ev("a", i) for i in range(1, 401)])
         log.flush()

@@ -21,6 +21,7 @@ import math
 import os
 import threading
 import weakref
+from array import array
 from bisect import bisect_right
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
@@ -32,6 +33,10 @@ try:  # the events' buffers and single_writer() compiled; the Python twins are b
     from microstatedb import _speedups
 except ImportError:  # pragma: no cover - a build without the C extension
     _speedups = None  # type: ignore[assignment]
+try:  # a commit's frames checksummed and written with the GIL released once (see _frames.c)
+    from microstatedb import _frames
+except ImportError:  # pragma: no cover - a build without the C extension
+    _frames = None  # type: ignore[assignment]
 
 from microstatedb.codec import (
     Event,
@@ -259,6 +264,9 @@ class EventLog:
     # Whether single_writer() returns the compiled append (tests switch it off to hold the
     # Python one to the same protocol).
     _native: bool = _speedups is not None
+    # Whether commits frame, checksum and write in C with the GIL released (tests switch it
+    # off to hold the Python path to the same bytes).
+    _native_frames: bool = _frames is not None
 
     def __init__(
         self,
@@ -528,11 +536,10 @@ class EventLog:
         # (bisect, scans); the Python loop runs per frame. A frame takes events up to
         # FRAME_TARGET bytes and up to what the segment has room for; a full segment rolls,
         # and an event larger than an empty segment goes alone into it.
-        view = memoryview(events)
         n = len(ends)
         seg = self._segments[-1]
-        frames: list[bytes | memoryview] = []
-        first = i = 0  # first: the first event of ``frames``
+        spans: list[int] = []  # start, end and count of each frame's events, flat
+        first = i = 0  # first: the first event of ``spans``
         while i < n:
             done = ends[i - 1] if i else 0
             cap = min(FRAME_TARGET, self._segment_bytes - seg.size - FRAME_OVERHEAD)
@@ -541,28 +548,40 @@ class EventLog:
                 m -= 1
             if m == i:
                 if seg.count:
-                    self._finish(seg, frames, dots.maxima(first, i))
-                    frames = []
+                    self._finish(seg, events, spans, dots.maxima(first, i))
+                    spans = []
                     first = i
                     seg = self._roll()
                     continue
                 m = i + 1
-            parts = frame_parts(view[done : ends[m - 1]], m - i)
-            frames += parts
-            seg.size += FRAME_OVERHEAD + sum(map(len, parts[1:]))
+            end = ends[m - 1]
+            spans += (done, end, m - i)
+            seg.size += FRAME_OVERHEAD + (m - i > 1 and _array_header(m - i)) + end - done
             seg.count += m - i
             i = m
-        self._finish(seg, frames, dots.maxima(first, n))
+        self._finish(seg, events, spans, dots.maxima(first, n))
 
-    def _finish(
-        self, seg: _Segment, frames: list[bytes | memoryview], tops: dict[str, int]
-    ) -> None:
-        self._write_out(frames)
+    def _finish(self, seg: _Segment, events: bytes, spans: list[int], tops: dict[str, int]) -> None:
+        self._write_frames(events, spans)
         seg.disk_bytes = seg.size
         top = seg.origins
         for origin, seq in tops.items():
             if seq > top.get(origin, 0):
                 top[origin] = seq
+
+    def _write_frames(self, events: bytes, spans: list[int]) -> None:
+        """Frame, checksum and write the events' spans (flat start, end, count triples)."""
+        if self._native_frames:
+            _frames.write_frames(self._fd, events, array("q", spans))
+            return
+        view = memoryview(events)
+        self._write_out(
+            [
+                part
+                for k in range(0, len(spans), 3)
+                for part in frame_parts(view[spans[k] : spans[k + 1]], spans[k + 2])
+            ]
+        )
 
     def _write_out(self, parts: list[bytes | memoryview]) -> None:
         # writev: the frames' parts go to the file without being joined into one copy first

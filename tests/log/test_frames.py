@@ -1,0 +1,127 @@
+"""The compiled commit (``microstatedb._frames``): its blake3 and its frames are the Python
+path's, byte for byte, and it refuses what it cannot write."""
+
+from __future__ import annotations
+
+import errno
+import os
+from array import array
+from pathlib import Path
+
+import pytest
+from blake3 import blake3
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from microstatedb import _frames
+from microstatedb.log._format import frame_parts, iter_frames
+
+# Lengths at the edges of BLAKE3's blocks (64 bytes), chunks (1,024) and tree levels.
+_EDGES = sorted(
+    {n + d for n in (64, 1024, 2048, 3072, 4096, 8192, 16384, 31744, 65536) for d in (-1, 0, 1)}
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=5000), st.data())
+def test_checksum_is_blake3(data: bytes, draw: st.DataObject) -> None:
+    cut = draw.draw(st.integers(0, len(data)))
+    assert _frames.checksum(data[:cut], data[cut:]) == blake3(data).digest(8)
+
+
+@pytest.mark.parametrize("n", [0, *_EDGES, 1 << 20, 5 * (1 << 20) + 13])
+def test_checksum_is_blake3_at_block_chunk_and_tree_edges(n: int) -> None:
+    data = os.urandom(n)
+    assert _frames.checksum(b"", data) == blake3(data).digest(8)
+    assert _frames.checksum(data[:7], data[7:]) == blake3(data).digest(8)
+
+
+def _python_frames(events: bytes, spans: list[int]) -> bytes:
+    view = memoryview(events)
+    return b"".join(
+        bytes(part)
+        for k in range(0, len(spans), 3)
+        for part in frame_parts(view[spans[k] : spans[k + 1]], spans[k + 2])
+    )
+
+
+def _write(path: Path, events: bytes, spans: list[int]) -> bytes:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        written = _frames.write_frames(fd, events, array("q", spans))
+    finally:
+        os.close(fd)
+    data = path.read_bytes()
+    assert written == len(data)
+    return data
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.lists(st.binary(min_size=1, max_size=40), min_size=1, max_size=20), max_size=30))
+def test_frames_are_the_python_paths(
+    tmp_path_factory: pytest.TempPathFactory, frames: list[list[bytes]]
+) -> None:
+    events = b"".join(b"".join(f) for f in frames)
+    spans, at = [], 0
+    for f in frames:
+        size = sum(map(len, f))
+        spans += (at, at + size, len(f))
+        at += size
+    path = tmp_path_factory.mktemp("f") / "seg"
+    assert _write(path, events, spans) == _python_frames(events, spans)
+
+
+@pytest.mark.parametrize("count", [1, 15, 16, 65535, 65536])
+def test_every_array_header_size(tmp_path: Path, count: int) -> None:
+    # one frame of `count` events: no header, fixarray, array 16 and array 32
+    event = b"\x93\x01\x02\x03"
+    events = event * count
+    data = _write(tmp_path / "seg", events, [0, len(events), count])
+    assert data == _python_frames(events, [0, len(events), count])
+    ((_offset, body),) = list(iter_frames(data, 0, "seg"))
+    assert len(body) == len(events) + {1: 0, 15: 1, 16: 3, 65535: 3, 65536: 5}[count]
+
+
+def test_more_frames_than_one_writev_takes(tmp_path: Path) -> None:
+    # 2 buffers per frame: 700 frames need two writev calls of at most 1,024 buffers
+    events = os.urandom(700 * 10)
+    spans = [x for k in range(700) for x in (10 * k, 10 * k + 10, 1)]
+    assert _write(tmp_path / "seg", events, spans) == _python_frames(events, spans)
+
+
+def test_nothing_to_write(tmp_path: Path) -> None:
+    assert _write(tmp_path / "seg", b"", []) == b""
+
+
+def test_bad_spans_and_arguments_are_refused_before_anything_is_written(tmp_path: Path) -> None:
+    path = tmp_path / "seg"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        for spans in ([0, 9, 1], [2, 2, 1], [-1, 3, 1], [0, 3, 0], [0, 3, 1, 3, 9, 1]):
+            with pytest.raises(ValueError, match="span"):
+                _frames.write_frames(fd, b"abcdefgh", array("q", spans))
+        with pytest.raises(ValueError, match="triples"):
+            _frames.write_frames(fd, b"abc", array("q", [0, 3]))
+        with pytest.raises(ValueError, match="descriptor"):
+            _frames.write_frames(-1, b"abc", array("q", [0, 3, 1]))
+        with pytest.raises(TypeError, match="takes"):
+            _frames.write_frames(fd, b"abc")  # type: ignore[call-arg]
+        with pytest.raises(TypeError):
+            _frames.write_frames(fd, "abc", array("q", [0, 3, 1]))  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="takes"):
+            _frames.checksum(b"a")  # type: ignore[call-arg]
+    finally:
+        os.close(fd)
+    assert path.read_bytes() == b""
+
+
+def test_a_failed_write_is_an_oserror_with_its_errno(tmp_path: Path) -> None:
+    path = tmp_path / "seg"
+    path.write_bytes(b"")
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        with pytest.raises(OSError, match="Bad file descriptor") as failed:
+            _frames.write_frames(fd, b"abc", array("q", [0, 3, 1]))
+        assert failed.value.errno == errno.EBADF
+    finally:
+        os.close(fd)
