@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 import tracemalloc
+from bisect import bisect_left
 from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
@@ -25,6 +26,7 @@ from typing import NamedTuple
 import microstatedb as msdb
 from _harness import Latency, fmt_us, interleaved, table, throughput
 from _plot import from_rows, plot
+from microstatedb.log import EventLog
 
 
 def _store_write(**kwargs: object) -> Callable[[], Callable[[], object]]:
@@ -414,6 +416,81 @@ def bench_memory(events: int) -> tuple[str, dict[str, float]]:
     ), figures
 
 
+def _lag(folder: Path, paced: bool, seconds: float) -> list[float]:
+    """How far durability trails a writer under ``batch``: every 500 writes, the age in ms of
+    the newest event the log has fsynced (the writes a crash at that moment would take)."""
+    shutil.rmtree(folder, ignore_errors=True)
+    store = msdb.Store("lag", path=folder, durability="batch")
+    write = _workload(store, "mixed")
+    log = store._log
+    times: list[float] = []
+    appended: list[int] = []
+    lags: list[float] = []
+    i = 0
+    stop = time.perf_counter() + seconds
+    while (now := time.perf_counter()) < stop:
+        for _ in range(500):
+            write(i)
+            i += 1
+        if paced:  # a service that also waits on the network: 500 writes a millisecond
+            time.sleep(0.001)
+        now = time.perf_counter()
+        durable = log._durable
+        k = bisect_left(appended, durable)
+        if k < len(times):  # the first sample at which the newest durable event existed
+            lags.append((now - times[k]) * 1000)
+        times.append(now)
+        appended.append(log.next_position)
+    store.close()
+    return lags
+
+
+def bench_durability_lag(tmp: Path, seconds: float) -> tuple[str, dict[str, float]]:
+    """The ``batch`` window under load, with the compiled commit and with the Python one."""
+    figures: dict[str, float] = {}
+    rows = []
+    for paced in (False, True):
+        measured = {}
+        for native in (True, False):
+            before = EventLog._native_frames
+            EventLog._native_frames = native and before
+            try:
+                lags = sorted(_lag(tmp / "lag", paced, seconds))
+            finally:
+                EventLog._native_frames = before
+            measured[native] = (statistics.median(lags), lags[int(len(lags) * 0.99)])
+        name = "paced" if paced else "saturating"
+        (p50, p99), (base50, base99) = measured[True], measured[False]
+        figures[f"lag_{name}_p50"], figures[f"lag_{name}_p99"] = p50, p99
+        writer = (
+            "500 mixed writes, then 1 ms asleep"
+            if paced
+            else "mixed writes as fast as one thread goes"
+        )
+        rows.append(
+            [
+                writer,
+                f"{p50:.1f}",
+                f"{p99:.1f}",
+                f"{base50:.1f}",
+                f"{base99:.1f}",
+                f"{p50 / base50:.2f}×",
+            ]
+        )
+    text = table(
+        [
+            "writer (durable `batch`, 5 ms interval)",
+            "p50 ms",
+            "p99 ms",
+            "Python commit p50 ms",
+            "Python commit p99 ms",
+            "p50 vs Python commit",
+        ],
+        rows,
+    )
+    return text, figures
+
+
 def main(argv: list[str] | None = None) -> dict[str, float]:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer operations (smoke run)")
@@ -425,6 +502,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         print(json.dumps(got))
         return {}
     ops, repeats, events = (2_000, 3, 20_000) if args.quick else (20_000, 5, 300_000)
+    lag_seconds = 0.5 if args.quick else 3.0
     tmp = Path(tempfile.mkdtemp(prefix="msdb-bench-"))
     try:
         sections = []
@@ -434,6 +512,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             ("Local reads", bench_reads(ops, repeats)),
             ("Replay", bench_replay(events, tmp)),
             ("Memory", bench_memory(events)),
+            ("How far durability trails the writer", bench_durability_lag(tmp, lag_seconds)),
         ):
             sections.append(f"### {title}\n\n{text}\n")
             figures.update(figs)
