@@ -306,7 +306,7 @@ def test_state_only_writes_match_the_python_path(ops: list[Any]) -> None:
 
 @contextlib.contextmanager
 def _commits(native: bool) -> Iterator[None]:
-    """Logs commit through microstatedb._frames (native) or frame in Python."""
+    """Logs commit through EncodedEvents.commit_to (native) or frame in Python."""
     before = EventLog._native_frames
     EventLog._native_frames = native
     try:
@@ -541,7 +541,6 @@ def test_the_library_works_without_the_extension(tmp_path: Path) -> None:
     script = f"""
 import sys
 sys.modules["microstatedb._speedups"] = None  # makes the import fail
-sys.modules["microstatedb._frames"] = None
 import microstatedb as msdb
 from microstatedb.log import EventLog
 from microstatedb.log._pending import Dots, PendingEvents

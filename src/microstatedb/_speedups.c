@@ -1,4 +1,4 @@
-/* The store's local write path, compiled.
+/* The store's local write path and the durable log's commit, compiled.
  *
  * A local write through a CRDT handle ends in one call of the key's writer: it takes the
  * next sequence number and HLC timestamp, encodes the event as msgpack and hands it to the
@@ -12,9 +12,19 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <structmember.h>
+#include <errno.h>
+#include <limits.h>
 #include <sched.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <time.h>
+#include <unistd.h>
+
+#include "_blake3.h"
+
+#ifndef IOV_MAX
+#define IOV_MAX 1024
+#endif
 
 /* ------------------------------------------------------------------ HLCState */
 
@@ -1172,6 +1182,37 @@ dots_len(TakenDots *d)
     return d->n;
 }
 
+/* The largest seq of each origin index over events lo..hi-1 (top and seen: one per origin). */
+static void
+maxima_scan(const unsigned long long *seqs, const unsigned int *oids, Py_ssize_t lo,
+            Py_ssize_t hi, unsigned long long *top, unsigned char *seen)
+{
+    for (Py_ssize_t k = lo; k < hi; k++) {
+        unsigned int o = oids[k];
+        if (!seen[o] || seqs[k] > top[o]) {
+            top[o] = seqs[k];
+            seen[o] = 1;
+        }
+    }
+}
+
+/* {origin: largest seq} into `out` from a scan; NULL (out released) on error. */
+static PyObject *
+maxima_fill(PyObject *out, PyObject *origins, Py_ssize_t norigins,
+            const unsigned long long *top, const unsigned char *seen)
+{
+    for (Py_ssize_t o = 0; o < norigins && out != NULL; o++) {
+        if (seen[o]) {
+            PyObject *s = PyLong_FromUnsignedLongLong(top[o]);
+            if (s == NULL || PyDict_SetItem(out, PyList_GET_ITEM(origins, o), s) < 0) {
+                Py_CLEAR(out);
+            }
+            Py_XDECREF(s);
+        }
+    }
+    return out;
+}
+
 static PyObject *
 dots_maxima(TakenDots *d, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -1200,22 +1241,8 @@ dots_maxima(TakenDots *d, PyObject *const *args, Py_ssize_t nargs)
         Py_DECREF(out);
         return PyErr_NoMemory();
     }
-    for (Py_ssize_t k = lo; k < hi; k++) {
-        unsigned int o = d->oids[k];
-        if (!seen[o] || d->seqs[k] > top[o]) {
-            top[o] = d->seqs[k];
-            seen[o] = 1;
-        }
-    }
-    for (Py_ssize_t o = 0; o < norigins && out != NULL; o++) {
-        if (seen[o]) {
-            PyObject *s = PyLong_FromUnsignedLongLong(top[o]);
-            if (s == NULL || PyDict_SetItem(out, PyList_GET_ITEM(d->origins, o), s) < 0) {
-                Py_CLEAR(out);
-            }
-            Py_XDECREF(s);
-        }
-    }
+    maxima_scan(d->seqs, d->oids, lo, hi, top, seen);
+    out = maxima_fill(out, d->origins, norigins, top, seen);
     PyMem_Free(top);
     PyMem_Free(seen);
     return out;
@@ -1357,6 +1384,365 @@ static PyMemberDef events_members[] = {
     {NULL},
 };
 
+/* ------------------------------------------------------------------ commits */
+
+#define FRAME_OVERHEAD 12  /* length and checksum */
+#define HEAD_ROOM 17       /* FRAME_OVERHEAD and the longest msgpack array header */
+#define MAX_BODY (1LL << 30)
+
+/* The msgpack array header of a frame of `count` events (none for one event); its length. */
+static size_t
+array_head(uint8_t *p, long long count)
+{
+    if (count == 1) {
+        return 0;
+    }
+    if (count < 16) {
+        p[0] = (uint8_t)(0x90 | count);
+        return 1;
+    }
+    if (count < 65536) {
+        p[0] = 0xdc;
+        p[1] = (uint8_t)(count >> 8);
+        p[2] = (uint8_t)count;
+        return 3;
+    }
+    p[0] = 0xdd;
+    p[1] = (uint8_t)(count >> 24);
+    p[2] = (uint8_t)(count >> 16);
+    p[3] = (uint8_t)(count >> 8);
+    p[4] = (uint8_t)count;
+    return 5;
+}
+
+/* The msgpack array header's length for a frame of n > 1 events (as the log's _array_header). */
+static inline long long
+array_head_len(long long n)
+{
+    return n < 16 ? 1 : n < 65536 ? 3 : 5;
+}
+
+/* Writes all of iov[0..n), again after a short write or a signal; 0, or an errno. */
+static int
+write_all(int fd, struct iovec *iov, int n)
+{
+    while (n > 0) {
+        ssize_t done = writev(fd, iov, n < IOV_MAX ? n : IOV_MAX);
+        if (done < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return errno;
+        }
+        if (done == 0 && iov->iov_len > 0) {
+            return EIO;  /* a regular file never takes nothing: refuse to spin */
+        }
+        while (n > 0 && (size_t)done >= iov->iov_len) {
+            done -= (ssize_t)iov->iov_len;
+            iov++;
+            n--;
+        }
+        if (n > 0) {
+            iov->iov_base = (char *)iov->iov_base + done;
+            iov->iov_len -= (size_t)done;
+        }
+    }
+    return 0;
+}
+
+static void
+checksum_into(uint8_t *out, const uint8_t *a, size_t alen, const uint8_t *b, size_t blen,
+              const uint8_t *c, size_t clen)
+{
+    B3Hasher h;
+    b3_init(&h);
+    b3_update(&h, a, alen);
+    b3_update(&h, b, blen);
+    b3_update(&h, c, clen);
+    b3_final8(&h, out);
+}
+
+/* The frames of a commit: each one's events (start, end relative to the commit's first
+ * byte, count), checksummed and written by write_spans. */
+typedef struct {
+    long long start, end, count;
+} Span;
+
+/* Frames, checksums and writes `nframes` spans of the bytes at `base`; 0 or an errno. Runs
+ * without the GIL: it touches no Python object. */
+static int
+write_spans(int fd, const uint8_t *base, const Span *spans, Py_ssize_t nframes, uint8_t *heads,
+            struct iovec *iov)
+{
+    for (Py_ssize_t k = 0; k < nframes; k++) {
+        uint8_t *h = heads + k * HEAD_ROOM;
+        size_t hl = array_head(h + FRAME_OVERHEAD, spans[k].count);
+        size_t body = (size_t)(spans[k].end - spans[k].start);
+        uint32_t size = (uint32_t)(hl + body);
+        h[0] = (uint8_t)(size >> 24);
+        h[1] = (uint8_t)(size >> 16);
+        h[2] = (uint8_t)(size >> 8);
+        h[3] = (uint8_t)size;
+        checksum_into(h + 4, h, 4, h + FRAME_OVERHEAD, hl, base + spans[k].start, body);
+        iov[2 * k].iov_base = h;
+        iov[2 * k].iov_len = FRAME_OVERHEAD + hl;
+        iov[2 * k + 1].iov_base = (void *)(base + spans[k].start);
+        iov[2 * k + 1].iov_len = body;
+    }
+    return write_all(fd, iov, (int)(2 * nframes));
+}
+
+static PyObject *
+speedups_write_frames(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "write_frames takes (fd, events, frames)");
+        return NULL;
+    }
+    long fd = PyLong_AsLong(args[0]);
+    if (fd == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (fd < 0 || fd > INT_MAX) {
+        PyErr_Format(PyExc_ValueError, "not a file descriptor: %ld", fd);
+        return NULL;
+    }
+    Py_buffer events, spec;
+    if (PyObject_GetBuffer(args[1], &events, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    if (PyObject_GetBuffer(args[2], &spec, PyBUF_SIMPLE) < 0) {
+        PyBuffer_Release(&events);
+        return NULL;
+    }
+    PyObject *result = NULL;
+    Py_ssize_t nframes = spec.len / (Py_ssize_t)sizeof(Span);
+    Span *spans = NULL;
+    uint8_t *heads = NULL;
+    struct iovec *iov = NULL;
+    if (spec.len % (Py_ssize_t)sizeof(Span) != 0 || nframes > INT_MAX / 2) {
+        PyErr_SetString(PyExc_ValueError, "frames are (start, end, count) triples of int64");
+        goto done;
+    }
+    spans = PyMem_Malloc((size_t)(nframes ? nframes : 1) * sizeof(Span));
+    heads = PyMem_Malloc((size_t)(nframes ? nframes : 1) * HEAD_ROOM);
+    iov = PyMem_Malloc((size_t)(nframes ? nframes : 1) * 2 * sizeof(struct iovec));
+    if (spans == NULL || heads == NULL || iov == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    memcpy(spans, spec.buf, (size_t)spec.len);  /* any alignment */
+    Py_ssize_t total = 0;
+    for (Py_ssize_t k = 0; k < nframes; k++) {
+        long long start = spans[k].start, end = spans[k].end, count = spans[k].count;
+        if (start < 0 || end <= start || end > events.len || count < 1 || count >= 1LL << 32 ||
+            end - start > MAX_BODY) {
+            PyErr_Format(PyExc_ValueError,
+                         "frame %zd: (%lld, %lld, %lld) is not a span of events in %zd bytes",
+                         k, start, end, count, events.len);
+            goto done;
+        }
+        total += FRAME_OVERHEAD + (count > 1 ? array_head_len(count) : 0) + (end - start);
+    }
+    int err;
+    Py_BEGIN_ALLOW_THREADS
+    err = write_spans((int)fd, events.buf, spans, nframes, heads, iov);
+    Py_END_ALLOW_THREADS
+    if (err != 0) {
+        errno = err;
+        PyErr_SetFromErrno(PyExc_OSError);
+        goto done;
+    }
+    result = PyLong_FromSsize_t(total);
+done:
+    PyMem_Free(spans);
+    PyMem_Free(heads);
+    PyMem_Free(iov);
+    PyBuffer_Release(&spec);
+    PyBuffer_Release(&events);
+    return result;
+}
+
+static PyObject *
+speedups_checksum(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "checksum takes (first, second)");
+        return NULL;
+    }
+    Py_buffer a, b;
+    if (PyObject_GetBuffer(args[0], &a, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    if (PyObject_GetBuffer(args[1], &b, PyBUF_SIMPLE) < 0) {
+        PyBuffer_Release(&a);
+        return NULL;
+    }
+    uint8_t out[8];
+    Py_BEGIN_ALLOW_THREADS
+    checksum_into(out, a.buf, (size_t)a.len, b.buf, (size_t)b.len, NULL, 0);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&a);
+    PyBuffer_Release(&b);
+    return PyBytes_FromStringAndSize((const char *)out, 8);
+}
+
+
+/* commit_to(fd, room, empty, target) -> (events, bytes, full, maxima): write the pending
+ * events to the segment open at fd, framed as the log's Python commit frames them (frames of
+ * up to `target` bytes of events, within the `room` the segment has left; an event larger
+ * than an empty segment goes alone into it), without the GIL and without copying them. The
+ * events stay pending: the caller drops the first `events` once it has counted them. `full`
+ * says the next event needs a new segment; `maxima` is {origin: largest seq} of those written.
+ * The writer may append meanwhile; the arrays stay put until the write is done (events_grow). */
+static PyObject *
+events_commit_to(EncodedEvents *e, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "commit_to takes (fd, room, empty, target)");
+        return NULL;
+    }
+    /* room may be negative: an event larger than a segment overfills the one it opens */
+    long fd = PyLong_AsLong(args[0]);
+    if (fd == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    Py_ssize_t room = PyNumber_AsSsize_t(args[1], PyExc_OverflowError);
+    if (room == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    int empty = PyObject_IsTrue(args[2]);
+    if (empty < 0) {
+        return NULL;
+    }
+    Py_ssize_t target = PyNumber_AsSsize_t(args[3], PyExc_OverflowError);
+    if (target == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (e->seqs == NULL) {
+        PyErr_SetString(PyExc_TypeError, "commit_to is for a buffer that keeps dots");
+        return NULL;
+    }
+    if (fd < 0 || fd > INT_MAX || target < 1) {
+        PyErr_Format(PyExc_ValueError, "commit_to(fd=%ld, target=%zd)", fd, target);
+        return NULL;
+    }
+    if (e->copying) {
+        PyErr_SetString(PyExc_RuntimeError, "commit_to() while another copy runs");
+        return NULL;
+    }
+    Py_ssize_t n = EV_LIVE(e), first = e->first, norigins = PyList_GET_SIZE(e->origins);
+    const Py_ssize_t *offs = e->offs + first;  /* event k ends at offs[k + 1] - offs[0] */
+    const uint8_t *base = (const uint8_t *)e->data + offs[0];
+    const unsigned long long *seqs = e->seqs + first;
+    const unsigned int *oids = e->oids + first;
+    Py_ssize_t cap_frames = 16;
+    Span *spans = PyMem_Malloc(cap_frames * sizeof(Span));
+    unsigned long long *top = PyMem_Calloc((size_t)(norigins ? norigins : 1), sizeof(*top));
+    unsigned char *seen = PyMem_Calloc((size_t)(norigins ? norigins : 1), 1);
+    if (spans == NULL || top == NULL || seen == NULL) {
+        PyMem_Free(spans);
+        PyMem_Free(top);
+        PyMem_Free(seen);
+        return PyErr_NoMemory();
+    }
+    /* Plan the frames (with the GIL: growing the span array may fail, and it is quick). */
+    Py_ssize_t i = 0, nframes = 0;
+    long long bytes = 0;
+    int has_events = !empty, full = 0;
+    while (i < n) {
+        long long done = offs[i] - offs[0];
+        long long cap = room - bytes - FRAME_OVERHEAD;
+        if (cap > target) {
+            cap = target;
+        }
+        /* the first m > i with end(m - 1) > done + cap, as bisect_right over the ends */
+        Py_ssize_t lo = i, hi = n;
+        while (lo < hi) {
+            Py_ssize_t mid = lo + (hi - lo) / 2;
+            if (offs[mid + 1] - offs[0] <= done + cap) {
+                lo = mid + 1;
+            }
+            else {
+                hi = mid;
+            }
+        }
+        Py_ssize_t m = lo;
+        while (m - i > 1 && offs[m] - offs[0] - done + array_head_len(m - i) > cap) {
+            m--;
+        }
+        if (m == i) {
+            if (has_events) {
+                full = 1;
+                break;
+            }
+            m = i + 1;
+        }
+        if (nframes == cap_frames) {
+            Span *more = PyMem_Realloc(spans, (size_t)cap_frames * 2 * sizeof(Span));
+            if (more == NULL) {
+                PyMem_Free(spans);
+                PyMem_Free(top);
+                PyMem_Free(seen);
+                return PyErr_NoMemory();
+            }
+            spans = more;
+            cap_frames *= 2;
+        }
+        long long end = offs[m] - offs[0];
+        spans[nframes].start = done;
+        spans[nframes].end = end;
+        spans[nframes].count = m - i;
+        nframes++;
+        bytes += FRAME_OVERHEAD + (m - i > 1 ? array_head_len(m - i) : 0) + end - done;
+        has_events = 1;
+        i = m;
+    }
+    uint8_t *heads = PyMem_Malloc((size_t)(nframes ? nframes : 1) * HEAD_ROOM);
+    struct iovec *iov = PyMem_Malloc((size_t)(nframes ? nframes : 1) * 2 * sizeof(*iov));
+    if (heads == NULL || iov == NULL || nframes > INT_MAX / 2) {
+        PyMem_Free(heads);
+        PyMem_Free(iov);
+        PyMem_Free(spans);
+        PyMem_Free(top);
+        PyMem_Free(seen);
+        return PyErr_NoMemory();
+    }
+    int err = 0;
+    Py_ssize_t written = i;
+    if (nframes == 0) {  /* nothing fits: no call to make */
+        PyMem_Free(heads);
+        PyMem_Free(iov);
+        PyMem_Free(spans);
+        PyMem_Free(top);
+        PyMem_Free(seen);
+        return Py_BuildValue("(nLNN)", (Py_ssize_t)0, 0LL, PyBool_FromLong(full), PyDict_New());
+    }
+    e->copying = 1;
+    Py_BEGIN_ALLOW_THREADS
+    err = write_spans((int)fd, base, spans, nframes, heads, iov);
+    maxima_scan(seqs, oids, 0, written, top, seen);
+#if COPY_WITHOUT_GIL
+    __atomic_store_n(&e->copying, 0, __ATOMIC_RELEASE);
+#endif
+    Py_END_ALLOW_THREADS
+    e->copying = 0;
+    PyMem_Free(heads);
+    PyMem_Free(iov);
+    PyMem_Free(spans);
+    PyObject *maxima = err ? NULL : maxima_fill(PyDict_New(), e->origins, norigins, top, seen);
+    PyMem_Free(top);
+    PyMem_Free(seen);
+    if (err) {
+        errno = err;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    if (maxima == NULL) {
+        return NULL;
+    }
+    return Py_BuildValue("(nLNN)", written, bytes, PyBool_FromLong(full), maxima);
+}
+
 static PyMethodDef events_methods[] = {
     {"append", (PyCFunction)events_append, METH_O, "Add one encoded event at the end."},
     {"extend", (PyCFunction)events_extend, METH_O, "Add encoded events at the end, all or none."},
@@ -1367,6 +1753,9 @@ static PyMethodDef events_methods[] = {
     {"take", (PyCFunction)events_take, METH_O,
      "take(n) -> (bytes, ends, dots): the first n events leave, back to back, with the end "
      "offset of each as native int64s and their dots (None without)."},
+    {"commit_to", (PyCFunction)(void (*)(void))events_commit_to, METH_FASTCALL,
+     "commit_to(fd, room, empty, target) -> (events, bytes, full, maxima): the pending "
+     "events framed, checksummed and written to fd with the GIL released (see the source)."},
     {"__sizeof__", (PyCFunction)events_sizeof, METH_NOARGS, NULL},
     {NULL},
 };
@@ -2037,6 +2426,12 @@ speedups_state_writer(PyObject *module, PyObject *args)
 /* ------------------------------------------------------------------- module */
 
 static PyMethodDef speedups_methods[] = {
+    {"write_frames", (PyCFunction)(void (*)(void))speedups_write_frames, METH_FASTCALL,
+     "write_frames(fd, events, frames) -> bytes written: frames (start, end, count) triples "
+     "of int64 over the events' bytes, each framed, checksummed and written in order, with "
+     "the GIL released once; OSError if the write fails."},
+    {"checksum", (PyCFunction)(void (*)(void))speedups_checksum, METH_FASTCALL,
+     "checksum(first, second) -> the first 8 bytes of blake3(first + second)."},
     {"coarse_time", speedups_coarse_time, METH_NOARGS,
      "Seconds since the epoch from the kernel's coarse clock (the last timer tick)."},
     {"pack", speedups_pack, METH_O,

@@ -48,7 +48,7 @@ def test_a_failed_write_fails_the_flush(
 ) -> None:
     # A real failure from the OS, for the compiled commit and the Python one: the segment's
     # descriptor is swapped for a read-only one on the same file, so the write gets EBADF.
-    monkeypatch.setattr(EventLog, "_native_frames", native and _log._frames is not None)
+    monkeypatch.setattr(EventLog, "_native_frames", native and _log._speedups is not None)
     log = EventLog(tmp_path, durability="none")
     log.append(ev("a", 1))
     log.flush()

@@ -1,5 +1,5 @@
-"""The compiled commit (``microstatedb._frames``): its blake3 and its frames are the Python
-path's, byte for byte, and it refuses what it cannot write."""
+"""The compiled commit (in ``microstatedb._speedups``): its blake3, its frames and the log's
+commits are the Python path's, byte for byte, and it refuses what it cannot write."""
 
 from __future__ import annotations
 
@@ -13,12 +13,20 @@ from blake3 import blake3
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from microstatedb import _frames
+from microstatedb import _speedups as _frames
+from microstatedb.codec import encode_event
+from microstatedb.log import EventLog
 from microstatedb.log._format import frame_parts, iter_frames
+
+from .helpers import ev
 
 # Lengths at the edges of BLAKE3's blocks (64 bytes), chunks (1,024) and tree levels.
 _EDGES = sorted(
-    {n + d for n in (64, 1024, 2048, 3072, 4096, 8192, 16384, 31744, 65536) for d in (-1, 0, 1)}
+    {
+        n + d
+        for n in (64, 1024, 2048, 3072, 4096, 8192, 9216, 16384, 31744, 65536, 73728)
+        for d in (-1, 0, 1)
+    }
 )
 
 
@@ -26,6 +34,14 @@ _EDGES = sorted(
 @given(st.binary(max_size=5000), st.data())
 def test_checksum_is_blake3(data: bytes, draw: st.DataObject) -> None:
     cut = draw.draw(st.integers(0, len(data)))
+    assert _frames.checksum(data[:cut], data[cut:]) == blake3(data).digest(8)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(8 * 1024, 40 * 1024), st.integers(0, 2000))
+def test_checksum_is_blake3_where_eight_chunks_go_at_once(n: int, cut: int) -> None:
+    # past eight whole chunks the AVX2 path takes them together (where the CPU has it)
+    data = os.urandom(n)
     assert _frames.checksum(data[:cut], data[cut:]) == blake3(data).digest(8)
 
 
@@ -125,3 +141,89 @@ def test_a_failed_write_is_an_oserror_with_its_errno(tmp_path: Path) -> None:
         assert failed.value.errno == errno.EBADF
     finally:
         os.close(fd)
+
+
+# ----------------------------------------------- the log's commit (EncodedEvents.commit_to)
+
+
+def _segments(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.glob("*.seg*"))}
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    sizes=st.lists(st.integers(9, 700), max_size=80),
+    commits=st.lists(st.integers(1, 30), min_size=1, max_size=6),
+    segment_bytes=st.sampled_from([256, 600, 2048]),
+)
+def test_the_compiled_commit_writes_the_python_commits_bytes(
+    tmp_path_factory: pytest.TempPathFactory,
+    sizes: list[int],
+    commits: list[int],
+    segment_bytes: int,
+) -> None:
+    # Segments small enough to roll inside a commit, events larger than an empty segment.
+    events = [ev("ab"[i % 2], i // 2 + 1, "x" * size) for i, size in enumerate(sizes)]
+    written = {}
+    for native in (True, False):
+        folder = tmp_path_factory.mktemp("log")
+        before = EventLog._native_frames
+        EventLog._native_frames = native
+        try:
+            with EventLog(
+                folder, durability="none", segment_bytes=segment_bytes, compress_sealed=False
+            ) as log:
+                at = k = 0
+                while at < len(events):
+                    step = commits[k % len(commits)]
+                    log.append_many(events[at : at + step])
+                    log.flush()
+                    at += step
+                    k += 1
+                assert log.stats().events == len(events)
+        finally:
+            EventLog._native_frames = before
+        written[native] = _segments(folder)
+        with EventLog(folder) as again:
+            assert list(again.read()) == events
+            assert list(again.read_origin("b")) == [e for e in events if e.origin == "b"]
+    assert written[True] == written[False]
+
+
+def test_a_writer_appending_during_commits_loses_and_repeats_nothing(tmp_path: Path) -> None:
+    # The single writer goes on appending while the commit thread writes from its buffer
+    # without the GIL; a buffer that must grow meanwhile waits for the write to finish.
+    log = EventLog(tmp_path, durability="batch", batch_interval=0.0005, segment_bytes=1 << 16)
+    append = log.single_writer()
+    bodies = [encode_event(ev("a", i, "y" * (i % 300))) for i in range(1, 60_001)]
+    for i, body in enumerate(bodies, 1):
+        append(body, "a", i)
+    log.close()
+    with EventLog(tmp_path) as again:
+        assert [e.seq for e in again.read()] == list(range(1, 60_001))
+        assert again.recovery.clean
+
+
+def test_commit_to_refuses_bad_arguments_and_leaves_the_events_pending(tmp_path: Path) -> None:
+    buffer = _frames.EncodedEvents(dots=True)
+    buffer.add(b"\x93\x01\x02\x03", "a", 1)
+    fd = os.open(tmp_path / "seg", os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        with pytest.raises(TypeError, match="commit_to takes"):
+            buffer.commit_to(fd, 100, True)  # type: ignore[call-arg]
+        with pytest.raises(ValueError, match="commit_to"):
+            buffer.commit_to(-1, 100, True, 1000)
+        with pytest.raises(ValueError, match="commit_to"):
+            buffer.commit_to(fd, 100, True, 0)
+        with pytest.raises(TypeError):
+            buffer.commit_to(fd, "100", True, 1000)  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="keeps dots"):
+            _frames.EncodedEvents().commit_to(fd, 100, True, 1000)
+        assert len(buffer) == 1
+        # no room left in a segment that has events: nothing written, the segment is full
+        assert buffer.commit_to(fd, 0, False, 1000) == (0, 0, True, {})
+        assert buffer.commit_to(fd, 100, True, 1000) == (1, 16, False, {"a": 1})
+        assert len(buffer) == 1  # the caller drops what it counted
+    finally:
+        os.close(fd)
+    assert (tmp_path / "seg").read_bytes() == _python_frames(b"\x93\x01\x02\x03", [0, 4, 1])

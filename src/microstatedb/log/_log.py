@@ -21,7 +21,6 @@ import math
 import os
 import threading
 import weakref
-from array import array
 from bisect import bisect_right
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
@@ -33,10 +32,6 @@ try:  # the events' buffers and single_writer() compiled; the Python twins are b
     from microstatedb import _speedups
 except ImportError:  # pragma: no cover - a build without the C extension
     _speedups = None  # type: ignore[assignment]
-try:  # a commit's frames checksummed and written with the GIL released once (see _frames.c)
-    from microstatedb import _frames
-except ImportError:  # pragma: no cover - a build without the C extension
-    _frames = None  # type: ignore[assignment]
 
 from microstatedb.codec import (
     Event,
@@ -264,9 +259,9 @@ class EventLog:
     # Whether single_writer() returns the compiled append (tests switch it off to hold the
     # Python one to the same protocol).
     _native: bool = _speedups is not None
-    # Whether commits frame, checksum and write in C with the GIL released (tests switch it
-    # off to hold the Python path to the same bytes).
-    _native_frames: bool = _frames is not None
+    # Whether a commit frames, checksums and writes in C with the GIL released (tests switch
+    # it off to hold the Python commit to the same bytes).
+    _native_frames: bool = _speedups is not None
 
     def __init__(
         self,
@@ -514,6 +509,9 @@ class EventLog:
 
     def _write_pending(self) -> None:
         """Write the pending frames to the OS (no fsync). Caller holds ``_io_lock``."""
+        if self._native_frames and not isinstance(self._pending, PendingEvents):
+            self._commit_native()
+            return
         with self._lock:
             # The buffer stays the same object (a single writer holds its appends), so take a
             # prefix: the whole events there are now.
@@ -530,6 +528,34 @@ class EventLog:
             self._refuse_appends()
             raise os_error(f"writing the log segment in {self._dir}", exc) from exc
         self._written = upto
+
+    def _commit_native(self) -> None:
+        # EncodedEvents.commit_to frames, checksums and writes what is pending with the GIL
+        # released once, straight from the writer's buffer: under a writer that never pauses,
+        # each time the commit thread takes the GIL back it waits for the switch interval
+        # (docs/durability.md). A full segment rolls, and what is pending then follows.
+        pending = self._pending
+        assert not isinstance(pending, PendingEvents)
+        while len(pending):
+            seg = self._segments[-1]
+            try:
+                n, size, full, tops = pending.commit_to(
+                    self._fd, self._segment_bytes - seg.size, seg.count == 0, FRAME_TARGET
+                )
+            except OSError as exc:
+                self._failed = exc
+                self._refuse_appends()
+                raise os_error(f"writing the log segment in {self._dir}", exc) from exc
+            with self._lock:
+                del pending[:n]
+                self._taken += n
+                self._written = self._taken
+            seg.count += n
+            seg.size += size
+            self._finish(seg, tops)
+            if not full:
+                return
+            self._roll()
 
     def _write_items(self, events: bytes, ends: Sequence[int], dots: Dots | TakenDots) -> None:
         # ``events`` back to back, event i ending at ends[i]. Per event only C-level work
@@ -548,7 +574,8 @@ class EventLog:
                 m -= 1
             if m == i:
                 if seg.count:
-                    self._finish(seg, events, spans, dots.maxima(first, i))
+                    self._write_frames(events, spans)
+                    self._finish(seg, dots.maxima(first, i))
                     spans = []
                     first = i
                     seg = self._roll()
@@ -559,10 +586,11 @@ class EventLog:
             seg.size += FRAME_OVERHEAD + (m - i > 1 and _array_header(m - i)) + end - done
             seg.count += m - i
             i = m
-        self._finish(seg, events, spans, dots.maxima(first, n))
-
-    def _finish(self, seg: _Segment, events: bytes, spans: list[int], tops: dict[str, int]) -> None:
         self._write_frames(events, spans)
+        self._finish(seg, dots.maxima(first, n))
+
+    def _finish(self, seg: _Segment, tops: dict[str, int]) -> None:
+        """A segment's bookkeeping once frames are written to it: their bytes and origins."""
         seg.disk_bytes = seg.size
         top = seg.origins
         for origin, seq in tops.items():
@@ -571,9 +599,6 @@ class EventLog:
 
     def _write_frames(self, events: bytes, spans: list[int]) -> None:
         """Frame, checksum and write the events' spans (flat start, end, count triples)."""
-        if self._native_frames:
-            _frames.write_frames(self._fd, events, array("q", spans))
-            return
         view = memoryview(events)
         self._write_out(
             [
