@@ -702,8 +702,8 @@ typedef struct {
     PyObject *last_origin;  /* borrowed from `origins`: the last one added, and its index */
     unsigned int last_oid;
     char refusing;          /* set by the log once closed or failed: appenders ask it why */
-    /* Set while take() copies without the GIL: until it is clear again, the arrays must not
-     * move, so a writer that needs more room waits (events_grow). */
+    /* Set while commit_to() writes from the arrays without the GIL: until it is clear again
+     * they must not move, so a writer that needs more room waits (events_grow). */
     char copying;
 } EncodedEvents;
 
@@ -739,10 +739,10 @@ events_resize_offs(EncodedEvents *e, Py_ssize_t cap)
 }
 
 #if defined(__GNUC__) || defined(__clang__)
-#define COPY_WITHOUT_GIL 1
+#define WRITE_WITHOUT_GIL 1
 #define COPYING(e) __atomic_load_n(&(e)->copying, __ATOMIC_ACQUIRE)
-#else  /* no portable atomics here: take() copies with the GIL held */
-#define COPY_WITHOUT_GIL 0
+#else  /* no portable atomics here: commit_to() writes with the GIL held */
+#define WRITE_WITHOUT_GIL 0
 #define COPYING(e) 0
 #endif
 
@@ -750,7 +750,7 @@ events_resize_offs(EncodedEvents *e, Py_ssize_t cap)
 static NOINLINE int
 events_grow(EncodedEvents *e, Py_ssize_t need)
 {
-    if (COPYING(e)) {  /* a take() is copying from these arrays: they must stay put */
+    if (COPYING(e)) {  /* commit_to() is writing from these arrays: they must stay put */
         Py_BEGIN_ALLOW_THREADS
         while (COPYING(e)) {
             sched_yield();
@@ -1269,41 +1269,8 @@ static PyTypeObject TakenDotsType = {
     .tp_methods = dots_methods,
 };
 
-/* Copies out of the buffer for take(): from fixed arrays, touching no Python object. */
-typedef struct {
-    const char *data;
-    const Py_ssize_t *offs;
-    const unsigned long long *seqs;
-    const unsigned int *oids;
-    Py_ssize_t first, n, base;
-    char *blob;
-    long long *ends;
-    unsigned long long *out_seqs;
-    unsigned int *out_oids;
-} TakeCopy;
-
-static void
-take_copy(const TakeCopy *c)
-{
-    memcpy(c->blob, c->data + c->base, (size_t)(c->offs[c->first + c->n] - c->base));
-    for (Py_ssize_t k = 0; k < c->n; k++) {
-        c->ends[k] = (long long)(c->offs[c->first + k + 1] - c->base);
-    }
-    if (c->out_seqs != NULL) {
-        memcpy(c->out_seqs, c->seqs + c->first, (size_t)c->n * sizeof(*c->seqs));
-        memcpy(c->out_oids, c->oids + c->first, (size_t)c->n * sizeof(*c->oids));
-    }
-}
-
-/* Bytes from which take() copies with the GIL released: a durable log's commit takes what
- * the writer appended meanwhile, and a copy of megabytes (from the writer's core's cache)
- * held up the writer for as long. */
-#define COPY_ALONE (64 * 1024)
-
 /* take(n): the first n events leave, returned as (their bytes back to back, the end offset of
- * each as native int64s, their dots or None) for a writer that frames many at once. A single
- * writer may append meanwhile (it holds no lock): a large copy runs without the GIL, from
- * arrays that stay put until it is done, and the events appended meanwhile follow. */
+ * each as native int64s, their dots or None) for a writer that frames many at once. */
 static PyObject *
 events_take(EncodedEvents *e, PyObject *arg)
 {
@@ -1316,11 +1283,11 @@ events_take(EncodedEvents *e, PyObject *arg)
         return NULL;
     }
     if (e->copying) {
-        PyErr_SetString(PyExc_RuntimeError, "take() while another take() copies");
+        PyErr_SetString(PyExc_RuntimeError, "take() while commit_to() writes from the buffer");
         return NULL;
     }
-    Py_ssize_t base = e->offs[e->first], len = e->offs[e->first + n] - base;
-    PyObject *blob = PyBytes_FromStringAndSize(NULL, len);
+    Py_ssize_t base = e->offs[e->first];
+    PyObject *blob = PyBytes_FromStringAndSize(e->data + base, e->offs[e->first + n] - base);
     PyObject *ends = PyBytes_FromStringAndSize(NULL, n * (Py_ssize_t)sizeof(long long));
     PyObject *dots = Py_NewRef(Py_None);
     if (blob != NULL && ends != NULL && e->seqs != NULL) {
@@ -1335,6 +1302,10 @@ events_take(EncodedEvents *e, PyObject *arg)
                 Py_CLEAR(dots);
                 PyErr_NoMemory();
             }
+            else {
+                memcpy(d->seqs, e->seqs + e->first, (size_t)n * sizeof(*d->seqs));
+                memcpy(d->oids, e->oids + e->first, (size_t)n * sizeof(*d->oids));
+            }
         }
     }
     PyObject *out = blob == NULL || ends == NULL || dots == NULL ? NULL : PyTuple_New(3);
@@ -1344,24 +1315,9 @@ events_take(EncodedEvents *e, PyObject *arg)
         Py_XDECREF(dots);
         return NULL;
     }
-    TakenDots *d = dots == Py_None ? NULL : (TakenDots *)dots;
-    TakeCopy c = {
-        .data = e->data, .offs = e->offs, .seqs = e->seqs, .oids = e->oids,
-        .first = e->first, .n = n, .base = base,
-        .blob = PyBytes_AS_STRING(blob), .ends = (long long *)PyBytes_AS_STRING(ends),
-        .out_seqs = d != NULL ? d->seqs : NULL, .out_oids = d != NULL ? d->oids : NULL,
-    };
-    if (COPY_WITHOUT_GIL && len >= COPY_ALONE) {
-        e->copying = 1;
-        Py_BEGIN_ALLOW_THREADS
-        take_copy(&c);
-#if COPY_WITHOUT_GIL
-        __atomic_store_n(&e->copying, 0, __ATOMIC_RELEASE);
-#endif
-        Py_END_ALLOW_THREADS
-    }
-    else {
-        take_copy(&c);
+    long long *at = (long long *)PyBytes_AS_STRING(ends);
+    for (Py_ssize_t k = 0; k < n; k++) {
+        at[k] = (long long)(e->offs[e->first + k + 1] - base);
     }
     PyTuple_SET_ITEM(out, 0, blob);
     PyTuple_SET_ITEM(out, 1, ends);
@@ -1719,13 +1675,15 @@ events_commit_to(EncodedEvents *e, PyObject *const *args, Py_ssize_t nargs)
         return Py_BuildValue("(nLNN)", (Py_ssize_t)0, 0LL, PyBool_FromLong(full), PyDict_New());
     }
     e->copying = 1;
+#if WRITE_WITHOUT_GIL
     Py_BEGIN_ALLOW_THREADS
+#endif
     err = write_spans((int)fd, base, spans, nframes, heads, iov);
     maxima_scan(seqs, oids, 0, written, top, seen);
-#if COPY_WITHOUT_GIL
+#if WRITE_WITHOUT_GIL
     __atomic_store_n(&e->copying, 0, __ATOMIC_RELEASE);
-#endif
     Py_END_ALLOW_THREADS
+#endif
     e->copying = 0;
     PyMem_Free(heads);
     PyMem_Free(iov);
