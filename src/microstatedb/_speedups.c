@@ -752,8 +752,15 @@ events_grow(EncodedEvents *e, Py_ssize_t need)
 {
     if (COPYING(e)) {  /* commit_to() is writing from these arrays: they must stay put */
         Py_BEGIN_ALLOW_THREADS
-        while (COPYING(e)) {
-            sched_yield();
+        /* a write takes microseconds to milliseconds (a slow disk): yield, then sleep */
+        for (int spins = 0; COPYING(e); spins++) {
+            if (spins < 100) {
+                sched_yield();
+            }
+            else {
+                struct timespec pause = {0, 50000};
+                nanosleep(&pause, NULL);
+            }
         }
         Py_END_ALLOW_THREADS
     }

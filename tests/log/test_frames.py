@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import os
+import threading
 from array import array
 from pathlib import Path
 
@@ -227,3 +228,53 @@ def test_commit_to_refuses_bad_arguments_and_leaves_the_events_pending(tmp_path:
     finally:
         os.close(fd)
     assert (tmp_path / "seg").read_bytes() == _python_frames(b"\x93\x01\x02\x03", [0, 4, 1])
+
+
+def test_a_writer_that_must_grow_its_buffer_waits_for_the_write_from_it() -> None:
+    # commit_to writes into a pipe that a slow reader drains, so the write is still running
+    # while this thread appends far more than the buffer holds. The buffer must not move
+    # under the write: the bytes that come out of the pipe are exactly the first events'
+    # frames, and every event appended meanwhile is still pending after them.
+    buffer = _frames.EncodedEvents(dots=True)
+    first = [bytes([0x91]) + os.urandom(200) for _ in range(2000)]  # about 400 KB
+    buffer.add_many(first, ["a"] * len(first), list(range(1, len(first) + 1)))
+    expected = _python_frames(b"".join(first), _plan(first, 1 << 18))
+    r, w = os.pipe()
+    received = bytearray()
+    result: list[tuple[int, int, bool, dict[str, int]]] = []
+
+    def commit() -> None:
+        result.append(buffer.commit_to(w, 1 << 30, True, 1 << 18))
+        os.close(w)
+
+    def drain() -> None:
+        while chunk := os.read(r, 4096):
+            received.extend(chunk)
+
+    committer = threading.Thread(target=commit)
+    committer.start()
+    received.extend(os.read(r, 1))  # the write has begun: the pipe had room for its start
+    more = [bytes([0x91]) + os.urandom(300) for _ in range(20_000)]  # forces the buffer to grow
+    reader = threading.Thread(target=drain)
+    reader.start()
+    buffer.add_many(more, ["b"] * len(more), list(range(1, len(more) + 1)))
+    committer.join()
+    reader.join()
+    os.close(r)
+    assert bytes(received) == expected
+    assert result == [(len(first), len(expected), False, {"a": len(first)})]
+    del buffer[: len(first)]
+    assert buffer[:] == more
+
+
+def _plan(events: list[bytes], target: int) -> list[int]:
+    """Frames as the log cuts them in one segment with room enough: up to ``target`` bytes."""
+    spans, start, count, at = [], 0, 0, 0
+    for event in events:
+        head = 0 if count + 1 == 1 else (1 if count + 1 < 16 else 3 if count + 1 < 65536 else 5)
+        if count and at + len(event) - start + head > target:
+            spans += (start, at, count)
+            start, count = at, 0
+        at += len(event)
+        count += 1
+    return [*spans, start, at, count] if count else spans
