@@ -1591,10 +1591,13 @@ events_commit_to(EncodedEvents *e, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     if (e->copying) {
-        PyErr_SetString(PyExc_RuntimeError, "commit_to() while another copy runs");
+        PyErr_SetString(PyExc_RuntimeError, "commit_to() while another commit_to() writes");
         return NULL;
     }
     Py_ssize_t n = EV_LIVE(e), first = e->first, norigins = PyList_GET_SIZE(e->origins);
+    if (n == 0) {
+        return Py_BuildValue("(nLNN)", (Py_ssize_t)0, 0LL, PyBool_FromLong(0), PyDict_New());
+    }
     const Py_ssize_t *offs = e->offs + first;  /* event k ends at offs[k + 1] - offs[0] */
     const uint8_t *base = (const uint8_t *)e->data + offs[0];
     const unsigned long long *seqs = e->seqs + first;

@@ -220,6 +220,7 @@ def test_commit_to_refuses_bad_arguments_and_leaves_the_events_pending(tmp_path:
             buffer.commit_to(fd, "100", True, 1000)  # type: ignore[arg-type]
         with pytest.raises(TypeError, match="keeps dots"):
             _frames.EncodedEvents().commit_to(fd, 100, True, 1000)
+        assert _frames.EncodedEvents(dots=True).commit_to(fd, 100, True, 1000) == (0, 0, False, {})
         assert len(buffer) == 1
         # no room left in a segment that has events: nothing written, the segment is full
         assert buffer.commit_to(fd, 0, False, 1000) == (0, 0, True, {})
