@@ -1351,7 +1351,6 @@ static PyMemberDef events_members[] = {
 
 #define FRAME_OVERHEAD 12  /* length and checksum */
 #define HEAD_ROOM 17       /* FRAME_OVERHEAD and the longest msgpack array header */
-#define MAX_BODY (1LL << 30)
 
 /* The msgpack array header of a frame of `count` events (none for one event); its length. */
 static size_t
@@ -1453,77 +1452,6 @@ write_spans(int fd, const uint8_t *base, const Span *spans, Py_ssize_t nframes, 
         iov[2 * k + 1].iov_len = body;
     }
     return write_all(fd, iov, (int)(2 * nframes));
-}
-
-static PyObject *
-speedups_write_frames(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
-{
-    if (nargs != 3) {
-        PyErr_SetString(PyExc_TypeError, "write_frames takes (fd, events, frames)");
-        return NULL;
-    }
-    long fd = PyLong_AsLong(args[0]);
-    if (fd == -1 && PyErr_Occurred()) {
-        return NULL;
-    }
-    if (fd < 0 || fd > INT_MAX) {
-        PyErr_Format(PyExc_ValueError, "not a file descriptor: %ld", fd);
-        return NULL;
-    }
-    Py_buffer events, spec;
-    if (PyObject_GetBuffer(args[1], &events, PyBUF_SIMPLE) < 0) {
-        return NULL;
-    }
-    if (PyObject_GetBuffer(args[2], &spec, PyBUF_SIMPLE) < 0) {
-        PyBuffer_Release(&events);
-        return NULL;
-    }
-    PyObject *result = NULL;
-    Py_ssize_t nframes = spec.len / (Py_ssize_t)sizeof(Span);
-    Span *spans = NULL;
-    uint8_t *heads = NULL;
-    struct iovec *iov = NULL;
-    if (spec.len % (Py_ssize_t)sizeof(Span) != 0 || nframes > INT_MAX / 2) {
-        PyErr_SetString(PyExc_ValueError, "frames are (start, end, count) triples of int64");
-        goto done;
-    }
-    spans = PyMem_Malloc((size_t)(nframes ? nframes : 1) * sizeof(Span));
-    heads = PyMem_Malloc((size_t)(nframes ? nframes : 1) * HEAD_ROOM);
-    iov = PyMem_Malloc((size_t)(nframes ? nframes : 1) * 2 * sizeof(struct iovec));
-    if (spans == NULL || heads == NULL || iov == NULL) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    memcpy(spans, spec.buf, (size_t)spec.len);  /* any alignment */
-    Py_ssize_t total = 0;
-    for (Py_ssize_t k = 0; k < nframes; k++) {
-        long long start = spans[k].start, end = spans[k].end, count = spans[k].count;
-        if (start < 0 || end <= start || end > events.len || count < 1 || count >= 1LL << 32 ||
-            end - start > MAX_BODY) {
-            PyErr_Format(PyExc_ValueError,
-                         "frame %zd: (%lld, %lld, %lld) is not a span of events in %zd bytes",
-                         k, start, end, count, events.len);
-            goto done;
-        }
-        total += FRAME_OVERHEAD + (count > 1 ? array_head_len(count) : 0) + (end - start);
-    }
-    int err;
-    Py_BEGIN_ALLOW_THREADS
-    err = write_spans((int)fd, events.buf, spans, nframes, heads, iov);
-    Py_END_ALLOW_THREADS
-    if (err != 0) {
-        errno = err;
-        PyErr_SetFromErrno(PyExc_OSError);
-        goto done;
-    }
-    result = PyLong_FromSsize_t(total);
-done:
-    PyMem_Free(spans);
-    PyMem_Free(heads);
-    PyMem_Free(iov);
-    PyBuffer_Release(&spec);
-    PyBuffer_Release(&events);
-    return result;
 }
 
 static PyObject *
@@ -2394,10 +2322,6 @@ speedups_state_writer(PyObject *module, PyObject *args)
 /* ------------------------------------------------------------------- module */
 
 static PyMethodDef speedups_methods[] = {
-    {"write_frames", (PyCFunction)(void (*)(void))speedups_write_frames, METH_FASTCALL,
-     "write_frames(fd, events, frames) -> bytes written: frames (start, end, count) triples "
-     "of int64 over the events' bytes, each framed, checksummed and written in order, with "
-     "the GIL released once; OSError if the write fails."},
     {"checksum", (PyCFunction)(void (*)(void))speedups_checksum, METH_FASTCALL,
      "checksum(first, second) -> the first 8 bytes of blake3(first + second)."},
     {"coarse_time", speedups_coarse_time, METH_NOARGS,

@@ -6,7 +6,6 @@ from __future__ import annotations
 import errno
 import os
 import threading
-from array import array
 from pathlib import Path
 
 import pytest
@@ -62,86 +61,64 @@ def _python_frames(events: bytes, spans: list[int]) -> bytes:
     )
 
 
-def _write(path: Path, events: bytes, spans: list[int]) -> bytes:
+def _commit(path: Path, events: list[bytes], target: int) -> bytes:
+    """What commit_to writes of ``events`` into a new file, cutting frames at ``target``."""
+    buffer = _frames.EncodedEvents(dots=True)
+    buffer.add_many(events, ["a"] * len(events), list(range(1, len(events) + 1)))
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        written = _frames.write_frames(fd, events, array("q", spans))
+        n, size, full, maxima = buffer.commit_to(fd, 1 << 40, True, target)
     finally:
         os.close(fd)
     data = path.read_bytes()
-    assert written == len(data)
+    assert (n, size, full) == (len(events), len(data), False)
+    assert maxima == ({"a": len(events)} if events else {})
     return data
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.lists(st.lists(st.binary(min_size=1, max_size=40), min_size=1, max_size=20), max_size=30))
+@given(st.lists(st.binary(min_size=1, max_size=40), max_size=300), st.integers(40, 600))
 def test_frames_are_the_python_paths(
-    tmp_path_factory: pytest.TempPathFactory, frames: list[list[bytes]]
+    tmp_path_factory: pytest.TempPathFactory, events: list[bytes], target: int
 ) -> None:
-    events = b"".join(b"".join(f) for f in frames)
-    spans, at = [], 0
-    for f in frames:
-        size = sum(map(len, f))
-        spans += (at, at + size, len(f))
-        at += size
+    # (an event larger than the target would start a new segment, as in the Python commit)
     path = tmp_path_factory.mktemp("f") / "seg"
-    assert _write(path, events, spans) == _python_frames(events, spans)
+    expected = _python_frames(b"".join(events), _plan(events, target))
+    assert _commit(path, events, target) == expected
 
 
 @pytest.mark.parametrize("count", [1, 15, 16, 65535, 65536])
 def test_every_array_header_size(tmp_path: Path, count: int) -> None:
     # one frame of `count` events: no header, fixarray, array 16 and array 32
     event = b"\x93\x01\x02\x03"
-    events = event * count
-    data = _write(tmp_path / "seg", events, [0, len(events), count])
-    assert data == _python_frames(events, [0, len(events), count])
+    data = _commit(tmp_path / "seg", [event] * count, 1 << 30)
+    assert data == _python_frames(event * count, [0, 4 * count, count])
     ((_offset, body),) = list(iter_frames(data, 0, "seg"))
-    assert len(body) == len(events) + {1: 0, 15: 1, 16: 3, 65535: 3, 65536: 5}[count]
+    assert len(body) == 4 * count + {1: 0, 15: 1, 16: 3, 65535: 3, 65536: 5}[count]
 
 
 def test_more_frames_than_one_writev_takes(tmp_path: Path) -> None:
-    # 2 buffers per frame: 700 frames need two writev calls of at most 1,024 buffers
-    events = os.urandom(700 * 10)
+    # 2 buffers per frame: 700 one-event frames need two writev calls of at most 1,024
+    events = [os.urandom(10) for _ in range(700)]
     spans = [x for k in range(700) for x in (10 * k, 10 * k + 10, 1)]
-    assert _write(tmp_path / "seg", events, spans) == _python_frames(events, spans)
-
-
-def test_nothing_to_write(tmp_path: Path) -> None:
-    assert _write(tmp_path / "seg", b"", []) == b""
-
-
-def test_bad_spans_and_arguments_are_refused_before_anything_is_written(tmp_path: Path) -> None:
-    path = tmp_path / "seg"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
-    try:
-        for spans in ([0, 9, 1], [2, 2, 1], [-1, 3, 1], [0, 3, 0], [0, 3, 1, 3, 9, 1]):
-            with pytest.raises(ValueError, match="span"):
-                _frames.write_frames(fd, b"abcdefgh", array("q", spans))
-        with pytest.raises(ValueError, match="triples"):
-            _frames.write_frames(fd, b"abc", array("q", [0, 3]))
-        with pytest.raises(ValueError, match="descriptor"):
-            _frames.write_frames(-1, b"abc", array("q", [0, 3, 1]))
-        with pytest.raises(TypeError, match="takes"):
-            _frames.write_frames(fd, b"abc")  # type: ignore[call-arg]
-        with pytest.raises(TypeError):
-            _frames.write_frames(fd, "abc", array("q", [0, 3, 1]))  # type: ignore[arg-type]
-        with pytest.raises(TypeError, match="takes"):
-            _frames.checksum(b"a")  # type: ignore[call-arg]
-    finally:
-        os.close(fd)
-    assert path.read_bytes() == b""
+    assert _commit(tmp_path / "seg", events, 10) == _python_frames(b"".join(events), spans)
 
 
 def test_a_failed_write_is_an_oserror_with_its_errno(tmp_path: Path) -> None:
     path = tmp_path / "seg"
     path.write_bytes(b"")
+    buffer = _frames.EncodedEvents(dots=True)
+    buffer.add(b"\x93\x01\x02\x03", "a", 1)
     fd = os.open(path, os.O_RDONLY)
     try:
         with pytest.raises(OSError, match="Bad file descriptor") as failed:
-            _frames.write_frames(fd, b"abc", array("q", [0, 3, 1]))
+            buffer.commit_to(fd, 1000, True, 1000)
         assert failed.value.errno == errno.EBADF
     finally:
         os.close(fd)
+    assert len(buffer) == 1  # still pending
+    with pytest.raises(TypeError, match="takes"):
+        _frames.checksum(b"a")  # type: ignore[call-arg]
 
 
 # ----------------------------------------------- the log's commit (EncodedEvents.commit_to)

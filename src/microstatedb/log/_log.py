@@ -561,11 +561,13 @@ class EventLog:
         # ``events`` back to back, event i ending at ends[i]. Per event only C-level work
         # (bisect, scans); the Python loop runs per frame. A frame takes events up to
         # FRAME_TARGET bytes and up to what the segment has room for; a full segment rolls,
-        # and an event larger than an empty segment goes alone into it.
+        # and an event larger than an empty segment goes alone into it. (commit_to in
+        # _speedups cuts the frames by the same rule.)
+        view = memoryview(events)
         n = len(ends)
         seg = self._segments[-1]
-        spans: list[int] = []  # start, end and count of each frame's events, flat
-        first = i = 0  # first: the first event of ``spans``
+        frames: list[bytes | memoryview] = []
+        first = i = 0  # first: the first event of ``frames``
         while i < n:
             done = ends[i - 1] if i else 0
             cap = min(FRAME_TARGET, self._segment_bytes - seg.size - FRAME_OVERHEAD)
@@ -574,19 +576,19 @@ class EventLog:
                 m -= 1
             if m == i:
                 if seg.count:
-                    self._write_frames(events, spans)
+                    self._write_out(frames)
                     self._finish(seg, dots.maxima(first, i))
-                    spans = []
+                    frames = []
                     first = i
                     seg = self._roll()
                     continue
                 m = i + 1
-            end = ends[m - 1]
-            spans += (done, end, m - i)
-            seg.size += FRAME_OVERHEAD + (m - i > 1 and _array_header(m - i)) + end - done
+            parts = frame_parts(view[done : ends[m - 1]], m - i)
+            frames += parts
+            seg.size += FRAME_OVERHEAD + sum(map(len, parts[1:]))
             seg.count += m - i
             i = m
-        self._write_frames(events, spans)
+        self._write_out(frames)
         self._finish(seg, dots.maxima(first, n))
 
     def _finish(self, seg: _Segment, tops: dict[str, int]) -> None:
@@ -596,17 +598,6 @@ class EventLog:
         for origin, seq in tops.items():
             if seq > top.get(origin, 0):
                 top[origin] = seq
-
-    def _write_frames(self, events: bytes, spans: list[int]) -> None:
-        """Frame, checksum and write the events' spans (flat start, end, count triples)."""
-        view = memoryview(events)
-        self._write_out(
-            [
-                part
-                for k in range(0, len(spans), 3)
-                for part in frame_parts(view[spans[k] : spans[k + 1]], spans[k + 2])
-            ]
-        )
 
     def _write_out(self, parts: list[bytes | memoryview]) -> None:
         # writev: the frames' parts go to the file without being joined into one copy first
