@@ -428,7 +428,7 @@ def _lag(folder: Path, paced: bool, seconds: float) -> list[float]:
     lags: list[float] = []
     i = 0
     stop = time.perf_counter() + seconds
-    while (now := time.perf_counter()) < stop:
+    while time.perf_counter() < stop:
         for _ in range(500):
             write(i)
             i += 1

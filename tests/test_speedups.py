@@ -276,14 +276,23 @@ def _compare(a: msdb.Store, b: msdb.Store) -> None:
 
 
 @contextlib.contextmanager
-def _log_buffers(native: bool) -> Iterator[None]:
-    """Logs opened inside keep their events in EncodedEvents (native) or in lists."""
-    before = EventLog._native
-    EventLog._native = native
+def _log_switch(name: str, native: bool) -> Iterator[None]:
+    """``EventLog.<name>`` set to ``native`` inside: ``_native`` picks the logs' buffers
+    (EncodedEvents or lists), ``_native_frames`` their commit (commit_to or Python)."""
+    before = getattr(EventLog, name)
+    setattr(EventLog, name, native)
     try:
         yield
     finally:
-        EventLog._native = before
+        setattr(EventLog, name, before)
+
+
+def _log_buffers(native: bool) -> contextlib.AbstractContextManager[None]:
+    return _log_switch("_native", native)
+
+
+def _commits(native: bool) -> contextlib.AbstractContextManager[None]:
+    return _log_switch("_native_frames", native)
 
 
 @settings(max_examples=60, deadline=None)
@@ -302,17 +311,6 @@ def test_in_memory_writes_match_the_python_path_byte_for_byte(
 @given(_ops)
 def test_state_only_writes_match_the_python_path(ops: list[Any]) -> None:
     _compare(_run(msdb.Store, ops, log=False), _run(PyStore, ops, log=False))
-
-
-@contextlib.contextmanager
-def _commits(native: bool) -> Iterator[None]:
-    """Logs commit through EncodedEvents.commit_to (native) or frame in Python."""
-    before = EventLog._native_frames
-    EventLog._native_frames = native
-    try:
-        yield
-    finally:
-        EventLog._native_frames = before
 
 
 @settings(max_examples=15, deadline=None)
