@@ -687,7 +687,11 @@ def test_encoded_events_keep_the_room_they_use_and_give_back_a_bursts() -> None:
     # the next events will need as much room as these did: it stays
     assert sys.getsizeof(buffer) == full
     assert buffer[:] == [b"e" * 40]
-    for _ in range(2):  # a quiet interval after the burst: what it took goes back
+    for _ in range(_speedups.QUIET_DROPS - 1):  # quiet, but not yet for long
+        buffer.extend([b"f" * 40] * 10)
+        buffer.take(len(buffer))
+    assert sys.getsizeof(buffer) == full
+    for _ in range(2):  # quiet for long after the burst: what it took goes back
         buffer.extend([b"f" * 40] * 10)
         buffer.take(len(buffer))
     assert sys.getsizeof(buffer) < 65536
@@ -707,6 +711,22 @@ def test_a_commit_at_a_time_keeps_its_room() -> None:
         sizes.append(sys.getsizeof(buffer))
         buffer.take(len(buffer))
     assert sizes == [sizes[0]] * 5
+
+
+def test_uneven_commits_keep_their_room() -> None:
+    # A commit thread's takes vary with how long it waited for the GIL: a small one among
+    # large ones gives nothing back, or the next large one would grow into fresh pages.
+    buffer = _speedups.EncodedEvents(dots=True)
+    buffer.add_many([b"e" * 40] * 20_000, ["a"] * 20_000, list(range(1, 20_001)))
+    buffer.take(len(buffer))
+    full = sys.getsizeof(buffer)
+    seq = 20_000
+    for k in range(4 * _speedups.QUIET_DROPS):
+        n = 20_000 if k % _speedups.QUIET_DROPS == 0 else 500
+        buffer.add_many([b"e" * 40] * n, ["a"] * n, list(range(seq + 1, seq + n + 1)))
+        seq += n
+        buffer.take(len(buffer))
+        assert sys.getsizeof(buffer) == full
 
 
 # ------------------------------------------------ a durable log's pending events, with dots

@@ -3,6 +3,8 @@ from typing import Any, SupportsIndex, overload
 
 from typing_extensions import Buffer
 
+QUIET_DROPS: int  # drops in a row that leave room unused before an EncodedEvents gives it back
+
 class HLCState:
     last: int
     edge: float
