@@ -1504,7 +1504,8 @@ speedups_checksum(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 /* commit_to(fd, room, empty, target) -> (events, bytes, full, maxima): write the pending
  * events to the segment open at fd, framed as the log's Python commit frames them (frames of
  * up to `target` bytes of events, within the `room` the segment has left; an event larger
- * than an empty segment goes alone into it), without the GIL and without copying them. The
+ * than `target` goes alone into a frame, and into an empty segment if it is larger than the
+ * room), without the GIL and without copying them. The
  * events stay pending: the caller drops the first `events` once it has counted them. `full`
  * says the next event needs a new segment; `maxima` is {origin: largest seq} of those written.
  * The writer may append meanwhile; the arrays stay put until the write is done (events_grow). */
@@ -1587,8 +1588,8 @@ events_commit_to(EncodedEvents *e, PyObject *const *args, Py_ssize_t nargs)
         while (m - i > 1 && offs[m] - offs[0] - done + array_head_len(m - i) > cap) {
             m--;
         }
-        if (m == i) {
-            if (has_events) {
+        if (m == i) {  /* event i alone is over the cap: in a frame of its own if it fits */
+            if (has_events && offs[i + 1] - offs[i] > room - bytes - FRAME_OVERHEAD) {
                 full = 1;
                 break;
             }

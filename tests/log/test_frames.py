@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from microstatedb import _speedups as _frames
 from microstatedb.codec import encode_event
 from microstatedb.log import EventLog
-from microstatedb.log._format import frame_parts, iter_frames
+from microstatedb.log._format import FRAME_TARGET, HEADER_SIZE, frame_parts, iter_frames
 
 from .helpers import ev
 
@@ -77,11 +77,11 @@ def _commit(path: Path, events: list[bytes], target: int) -> bytes:
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.lists(st.binary(min_size=1, max_size=40), max_size=300), st.integers(40, 600))
+@given(st.lists(st.binary(min_size=1, max_size=100), max_size=300), st.integers(20, 600))
 def test_frames_are_the_python_paths(
     tmp_path_factory: pytest.TempPathFactory, events: list[bytes], target: int
 ) -> None:
-    # (an event larger than the target would start a new segment, as in the Python commit)
+    # an event larger than the target goes alone into a frame of the same segment
     path = tmp_path_factory.mktemp("f") / "seg"
     expected = _python_frames(b"".join(events), _plan(events, target))
     assert _commit(path, events, target) == expected
@@ -166,6 +166,29 @@ def test_the_compiled_commit_writes_the_python_commits_bytes(
             assert list(again.read()) == events
             assert list(again.read_origin("b")) == [e for e in events if e.origin == "b"]
     assert written[True] == written[False]
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_an_event_over_the_frame_target_stays_in_a_segment_with_room(
+    tmp_path: Path, native: bool
+) -> None:
+    before = EventLog._native_frames
+    EventLog._native_frames = native
+    small = [ev("a", i, "s") for i in range(1, 4)]
+    big = ev("a", 4, "b" * (FRAME_TARGET + 1000))
+    try:
+        with EventLog(tmp_path, durability="none", compress_sealed=False) as log:
+            log.append_many([*small, big, ev("a", 5, "t")])
+            log.flush()
+            assert log.stats().segments == 1
+    finally:
+        EventLog._native_frames = before
+    ((name, data),) = _segments(tmp_path).items()
+    bodies = [body for _offset, body in iter_frames(data, HEADER_SIZE, name)]
+    assert bodies[1] == encode_event(big)  # alone in its frame, after the small ones
+    assert len(bodies) == 3
+    with EventLog(tmp_path) as again:
+        assert list(again.read()) == [*small, big, ev("a", 5, "t")]
 
 
 def test_a_writer_appending_during_commits_loses_and_repeats_nothing(tmp_path: Path) -> None:

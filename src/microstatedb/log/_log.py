@@ -560,8 +560,9 @@ class EventLog:
     def _write_items(self, events: bytes, ends: Sequence[int], dots: Dots | TakenDots) -> None:
         # ``events`` back to back, event i ending at ends[i]. Per event only C-level work
         # (bisect, scans); the Python loop runs per frame. A frame takes events up to
-        # FRAME_TARGET bytes and up to what the segment has room for; a full segment rolls,
-        # and an event larger than an empty segment goes alone into it. (commit_to in
+        # FRAME_TARGET bytes and up to what the segment has room for. An event larger than
+        # that goes alone into a frame: in this segment if it has room, else the segment
+        # rolls, and an event larger than an empty segment goes alone into it. (commit_to in
         # _speedups cuts the frames by the same rule.)
         view = memoryview(events)
         n = len(ends)
@@ -570,12 +571,13 @@ class EventLog:
         first = i = 0  # first: the first event of ``frames``
         while i < n:
             done = ends[i - 1] if i else 0
-            cap = min(FRAME_TARGET, self._segment_bytes - seg.size - FRAME_OVERHEAD)
+            room = self._segment_bytes - seg.size - FRAME_OVERHEAD
+            cap = min(FRAME_TARGET, room)
             m = bisect_right(ends, done + cap, i)
             while m - i > 1 and ends[m - 1] - done + _array_header(m - i) > cap:
                 m -= 1
             if m == i:
-                if seg.count:
+                if seg.count and ends[i] - done > room:
                     self._write_out(frames)
                     self._finish(seg, dots.maxima(first, i))
                     frames = []
