@@ -69,6 +69,28 @@ def test_a_failed_write_fails_the_flush(
         assert [e.dot for e in again.read()] == [("a", 1)]
 
 
+@pytest.mark.parametrize("native", [True, False])
+def test_a_failed_roll_fails_the_flush_and_the_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, native: bool
+) -> None:
+    # The full segment's fsync fails while a commit rolls it, in the compiled commit and the
+    # Python one alike: a typed error, and no append after it.
+    monkeypatch.setattr(EventLog, "_native_frames", native and _log._speedups is not None)
+    log = EventLog(tmp_path, durability="none", segment_bytes=4096, compress_sealed=False)
+    log.append(ev("a", 1))
+    log.flush()
+    log.append_many([ev("a", i) for i in range(2, 400)])  # more than a segment holds
+    monkeypatch.setattr(_log, "_fsync", _failing_fsync)
+    with pytest.raises(OperationalError, match="simulated I/O error"):
+        log.flush()
+    with pytest.raises(OperationalError, match="reopen"):
+        log.append(ev("a", 400))
+    monkeypatch.undo()
+    log.close()
+    with EventLog(tmp_path) as again:  # what was acknowledged before the failure is there
+        assert [e.dot for e in again.read()][:1] == [("a", 1)]
+
+
 def test_a_failed_background_commit_is_reported_to_the_next_append(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

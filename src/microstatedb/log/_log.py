@@ -508,10 +508,21 @@ class EventLog:
     # ----------------------------------------------------------------- writing
 
     def _write_pending(self) -> None:
-        """Write the pending frames to the OS (no fsync). Caller holds ``_io_lock``."""
-        if self._native_frames and not isinstance(self._pending, PendingEvents):
-            self._commit_native()
-            return
+        """Write the pending frames to the OS (no fsync). Caller holds ``_io_lock``.
+
+        A failed write, or a failed roll on the way, fails the log: what reached the file is
+        unknown, so it refuses appends until reopened."""
+        try:
+            if self._native_frames and not isinstance(self._pending, PendingEvents):
+                self._commit_native()
+            else:
+                self._commit_python()
+        except OSError as exc:
+            self._failed = exc
+            self._refuse_appends()
+            raise os_error(f"writing the log segment in {self._dir}", exc) from exc
+
+    def _commit_python(self) -> None:
         with self._lock:
             # The buffer stays the same object (a single writer holds its appends), so take a
             # prefix: the whole events there are now.
@@ -519,15 +530,9 @@ class EventLog:
             events, ends, dots = _take(self._pending, n)
             self._taken += n
             upto = self._taken
-        if not n:
-            return
-        try:
+        if n:
             self._write_items(events, ends, dots)
-        except OSError as exc:
-            self._failed = exc
-            self._refuse_appends()
-            raise os_error(f"writing the log segment in {self._dir}", exc) from exc
-        self._written = upto
+            self._written = upto
 
     def _commit_native(self) -> None:
         # EncodedEvents.commit_to frames, checksums and writes what is pending with the GIL
@@ -538,14 +543,9 @@ class EventLog:
         assert not isinstance(pending, PendingEvents)
         while len(pending):
             seg = self._segments[-1]
-            try:
-                n, size, full, tops = pending.commit_to(
-                    self._fd, self._segment_bytes - seg.size, seg.count == 0, FRAME_TARGET
-                )
-            except OSError as exc:
-                self._failed = exc
-                self._refuse_appends()
-                raise os_error(f"writing the log segment in {self._dir}", exc) from exc
+            n, size, full, tops = pending.commit_to(
+                self._fd, self._segment_bytes - seg.size, seg.count == 0, FRAME_TARGET
+            )
             with self._lock:
                 del pending[:n]
                 self._taken += n
