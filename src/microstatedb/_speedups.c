@@ -1557,14 +1557,16 @@ events_commit_to(EncodedEvents *e, PyObject *const *args, Py_ssize_t nargs)
     Span *spans = PyMem_Malloc(cap_frames * sizeof(Span));
     unsigned long long *top = PyMem_Calloc((size_t)(norigins ? norigins : 1), sizeof(*top));
     unsigned char *seen = PyMem_Calloc((size_t)(norigins ? norigins : 1), 1);
+    uint8_t *heads = NULL;
+    struct iovec *iov = NULL;
+    PyObject *out = NULL;
     if (spans == NULL || top == NULL || seen == NULL) {
-        PyMem_Free(spans);
-        PyMem_Free(top);
-        PyMem_Free(seen);
-        return PyErr_NoMemory();
+        PyErr_NoMemory();
+        goto cleanup;
     }
     /* Plan the frames (with the GIL: growing the span array may fail, and it is quick). */
     Py_ssize_t i = 0, nframes = 0;
+    int err = 0;
     long long bytes = 0;
     int has_events = !empty, full = 0;
     while (i < n) {
@@ -1598,10 +1600,8 @@ events_commit_to(EncodedEvents *e, PyObject *const *args, Py_ssize_t nargs)
         if (nframes == cap_frames) {
             Span *more = PyMem_Realloc(spans, (size_t)cap_frames * 2 * sizeof(Span));
             if (more == NULL) {
-                PyMem_Free(spans);
-                PyMem_Free(top);
-                PyMem_Free(seen);
-                return PyErr_NoMemory();
+                PyErr_NoMemory();
+                goto cleanup;
             }
             spans = more;
             cap_frames *= 2;
@@ -1615,26 +1615,17 @@ events_commit_to(EncodedEvents *e, PyObject *const *args, Py_ssize_t nargs)
         has_events = 1;
         i = m;
     }
-    uint8_t *heads = PyMem_Malloc((size_t)(nframes ? nframes : 1) * HEAD_ROOM);
-    struct iovec *iov = PyMem_Malloc((size_t)(nframes ? nframes : 1) * 2 * sizeof(*iov));
-    if (heads == NULL || iov == NULL || nframes > INT_MAX / 2) {
-        PyMem_Free(heads);
-        PyMem_Free(iov);
-        PyMem_Free(spans);
-        PyMem_Free(top);
-        PyMem_Free(seen);
-        return PyErr_NoMemory();
-    }
-    int err = 0;
-    Py_ssize_t written = i;
     if (nframes == 0) {  /* nothing fits: no call to make */
-        PyMem_Free(heads);
-        PyMem_Free(iov);
-        PyMem_Free(spans);
-        PyMem_Free(top);
-        PyMem_Free(seen);
-        return Py_BuildValue("(nLNN)", (Py_ssize_t)0, 0LL, PyBool_FromLong(full), PyDict_New());
+        out = Py_BuildValue("(nLNN)", (Py_ssize_t)0, 0LL, PyBool_FromLong(full), PyDict_New());
+        goto cleanup;
     }
+    heads = PyMem_Malloc((size_t)nframes * HEAD_ROOM);
+    iov = PyMem_Malloc((size_t)nframes * 2 * sizeof(*iov));
+    if (heads == NULL || iov == NULL || nframes > INT_MAX / 2) {
+        PyErr_NoMemory();
+        goto cleanup;
+    }
+    Py_ssize_t written = i;
     e->copying = 1;
 #if WRITE_WITHOUT_GIL
     Py_BEGIN_ALLOW_THREADS
@@ -1646,20 +1637,22 @@ events_commit_to(EncodedEvents *e, PyObject *const *args, Py_ssize_t nargs)
     Py_END_ALLOW_THREADS
 #endif
     e->copying = 0;
+    if (err) {
+        errno = err;
+        PyErr_SetFromErrno(PyExc_OSError);
+        goto cleanup;
+    }
+    PyObject *maxima = maxima_fill(PyDict_New(), e->origins, norigins, top, seen);
+    if (maxima != NULL) {
+        out = Py_BuildValue("(nLNN)", written, bytes, PyBool_FromLong(full), maxima);
+    }
+cleanup:
     PyMem_Free(heads);
     PyMem_Free(iov);
     PyMem_Free(spans);
-    PyObject *maxima = err ? NULL : maxima_fill(PyDict_New(), e->origins, norigins, top, seen);
     PyMem_Free(top);
     PyMem_Free(seen);
-    if (err) {
-        errno = err;
-        return PyErr_SetFromErrno(PyExc_OSError);
-    }
-    if (maxima == NULL) {
-        return NULL;
-    }
-    return Py_BuildValue("(nLNN)", written, bytes, PyBool_FromLong(full), maxima);
+    return out;
 }
 
 static PyMethodDef events_methods[] = {
