@@ -145,9 +145,8 @@ def test_the_compiled_commit_writes_the_python_commits_bytes(
     written = {}
     for native in (True, False):
         folder = tmp_path_factory.mktemp("log")
-        before = EventLog._native_frames
-        EventLog._native_frames = native
-        try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(EventLog, "_native_frames", native)
             with EventLog(
                 folder, durability="none", segment_bytes=segment_bytes, compress_sealed=False
             ) as log:
@@ -159,8 +158,6 @@ def test_the_compiled_commit_writes_the_python_commits_bytes(
                     at += step
                     k += 1
                 assert log.stats().events == len(events)
-        finally:
-            EventLog._native_frames = before
         written[native] = _segments(folder)
         with EventLog(folder) as again:
             assert list(again.read()) == events
@@ -170,19 +167,15 @@ def test_the_compiled_commit_writes_the_python_commits_bytes(
 
 @pytest.mark.parametrize("native", [True, False])
 def test_an_event_over_the_frame_target_stays_in_a_segment_with_room(
-    tmp_path: Path, native: bool
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, native: bool
 ) -> None:
-    before = EventLog._native_frames
-    EventLog._native_frames = native
+    monkeypatch.setattr(EventLog, "_native_frames", native)
     small = [ev("a", i, "s") for i in range(1, 4)]
     big = ev("a", 4, "b" * (FRAME_TARGET + 1000))
-    try:
-        with EventLog(tmp_path, durability="none", compress_sealed=False) as log:
-            log.append_many([*small, big, ev("a", 5, "t")])
-            log.flush()
-            assert log.stats().segments == 1
-    finally:
-        EventLog._native_frames = before
+    with EventLog(tmp_path, durability="none", compress_sealed=False) as log:
+        log.append_many([*small, big, ev("a", 5, "t")])
+        log.flush()
+        assert log.stats().segments == 1
     ((name, data),) = _segments(tmp_path).items()
     bodies = [body for _offset, body in iter_frames(data, HEADER_SIZE, name)]
     assert bodies[1] == encode_event(big)  # alone in its frame, after the small ones
